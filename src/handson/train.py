@@ -1,0 +1,257 @@
+"""The book's one training loop: :func:`fit`, :func:`train_epoch`, :func:`evaluate`, :func:`predict`.
+
+Batches may be
+
+* a tuple/list ``(x1, ..., xk, y)`` -- the model is called as ``model(x1, ..., xk)``;
+* a dict with a ``"labels"`` key (Hugging Face style) -- the model is called as
+  ``model(**inputs)``; if it returns an object with ``.logits`` those are used,
+  and with ``loss_fn=None`` the model's own ``.loss`` is used.
+
+Learning-rate schedulers are stepped **once per batch** (warmup, one-cycle and
+cosine-with-warmup schedules are all defined per step).
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Callable, Iterable, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from . import device as _device
+
+Metric = Callable[[torch.Tensor, torch.Tensor], float]
+
+
+# --------------------------------------------------------------------------- pieces
+
+def _to(obj, device, channels_last=False):
+    if isinstance(obj, torch.Tensor):
+        if channels_last and obj.ndim == 4 and obj.is_floating_point():
+            return obj.to(device, non_blocking=True, memory_format=torch.channels_last)
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Mapping):
+        return {k: _to(v, device, channels_last) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(v, device, channels_last) for v in obj)
+    return obj
+
+
+def _forward(model, batch, loss_fn):
+    """Return ``(loss, logits, targets)`` for one batch (loss is None without loss_fn/labels)."""
+    if isinstance(batch, Mapping):
+        inputs = dict(batch)
+        if "labels" not in inputs:
+            raise ValueError("a dict batch needs a 'labels' key (the Hugging Face convention); "
+                             "use a DataCollator that keeps the labels")
+        targets = inputs["labels"]
+        if loss_fn is not None:
+            inputs.pop("labels")
+        out = model(**inputs)
+    elif isinstance(batch, (list, tuple)) and len(batch) >= 2:
+        *xs, targets = batch
+        out = model(*xs)
+    else:
+        raise ValueError("each batch must be a tuple (inputs..., targets) or a dict with 'labels'; "
+                         f"got {type(batch).__name__}")
+    logits = out.logits if hasattr(out, "logits") else out
+    if loss_fn is None:
+        loss = getattr(out, "loss", None)
+        if loss is None:
+            raise ValueError("loss_fn is None but the model returned no .loss; pass a loss_fn "
+                             "such as torch.nn.CrossEntropyLoss()")
+    else:
+        loss = loss_fn(logits, targets)
+    return loss, logits, targets
+
+
+def _autocast(device: torch.device, amp):
+    """Mixed precision context. ``amp``: None (auto: bf16 on CUDA), False, 'bf16' or 'fp16'."""
+    if amp is None:
+        amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else False
+    if amp in (False, "off", "no"):
+        return contextlib.nullcontext(), None
+    if amp not in ("bf16", "fp16"):
+        raise ValueError(f"amp must be None, False, 'bf16' or 'fp16', got {amp!r}")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype), amp
+
+
+def _predictions(logits: torch.Tensor) -> torch.Tensor:
+    """Class ids from logits ``(..., num_classes)``; 1-D scores become 0/1 at logit 0."""
+    if logits.is_floating_point():
+        if logits.ndim >= 2 and logits.shape[-1] > 1:
+            return logits.argmax(-1)
+        return (logits.reshape(-1) > 0).long()
+    return logits
+
+
+class _Tally:
+    """Running sums for one pass over a loader."""
+
+    def __init__(self, keep: bool):
+        self.loss, self.count, self.keep, self.has_loss = 0.0, 0, keep, False
+        self.preds: list[torch.Tensor] = []
+        self.targets: list[torch.Tensor] = []
+
+    def add(self, loss, logits, targets):
+        n = targets.numel() if isinstance(targets, torch.Tensor) else len(targets)
+        if loss is not None:
+            self.loss += float(loss.detach()) * n
+            self.has_loss = True
+        self.count += n
+        if self.keep:
+            self.preds.append(_predictions(logits.detach()).reshape(-1).cpu())
+            self.targets.append(targets.detach().reshape(-1).cpu())
+
+    def result(self, metrics: Mapping[str, Metric] | None, prefix: str) -> dict[str, float]:
+        out = {f"{prefix}loss": self.loss / max(self.count, 1)} if self.has_loss else {}
+        if metrics and self.preds:
+            preds, targets = torch.cat(self.preds), torch.cat(self.targets)
+            keep = targets != -100  # the ignore_index of CrossEntropyLoss
+            for name, fn in metrics.items():
+                out[f"{prefix}{name}"] = float(fn(targets[keep], preds[keep]))
+        return out
+
+
+# --------------------------------------------------------------------------- loops
+
+def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, device=None,
+                amp=None, grad_clip: float | None = None, metrics: Mapping[str, Metric] | None = None,
+                max_steps: int | None = None, channels_last: bool = False,
+                progress: bool = True, desc: str = "train") -> dict[str, float]:
+    """One pass over ``loader`` with gradient updates; returns ``{"train_loss", "train_<metric>", "lr"}``."""
+    device = torch.device(device) if device is not None else _device.pick()
+    model.train()
+    context, amp_kind = _autocast(device, amp)
+    scaler = torch.amp.GradScaler(device.type) if amp_kind == "fp16" else None
+    tally = _Tally(keep=bool(metrics))
+    total = len(loader) if hasattr(loader, "__len__") else None
+    if max_steps is not None and total is not None:
+        total = min(total, max_steps)
+    bar = tqdm(loader, total=total, desc=desc, leave=False, disable=not progress)
+    for step, batch in enumerate(bar):
+        if max_steps is not None and step >= max_steps:
+            break
+        batch = _to(batch, device, channels_last)
+        with context:
+            loss, logits, targets = _forward(model, batch, loss_fn)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning "
+                                     "rate or clip gradients (grad_clip=1.0)")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        tally.add(loss, logits.float(), targets)
+        bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+    bar.close()
+    out = tally.result(metrics, "train_")
+    out["lr"] = optimizer.param_groups[0]["lr"]
+    return out
+
+
+@torch.no_grad()
+def evaluate(model, loader: Iterable, loss_fn=None, *, device=None, amp=None,
+             metrics: Mapping[str, Metric] | None = None, max_steps: int | None = None,
+             channels_last: bool = False, progress: bool = False) -> dict[str, float]:
+    """Average loss (if ``loss_fn`` or the model gives one) and metrics over ``loader`` in eval mode."""
+    device = torch.device(device) if device is not None else _device.pick()
+    was_training = model.training
+    model.eval()
+    context, _ = _autocast(device, amp)
+    tally = _Tally(keep=bool(metrics))
+    for step, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress)):
+        if max_steps is not None and step >= max_steps:
+            break
+        batch = _to(batch, device, channels_last)
+        with context:
+            if loss_fn is None and not isinstance(batch, Mapping):
+                *xs, targets = batch
+                out = model(*xs)
+                loss, logits = None, (out.logits if hasattr(out, "logits") else out)
+            else:
+                loss, logits, targets = _forward(model, batch, loss_fn)
+        tally.add(loss, logits.float(), targets)
+    model.train(was_training)
+    return tally.result(metrics, "")
+
+
+@torch.no_grad()
+def predict(model, loader: Iterable, *, device=None, amp=None, channels_last: bool = False,
+            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and targets for every batch of ``loader`` (concatenated, on the CPU, float32)."""
+    device = torch.device(device) if device is not None else _device.pick()
+    was_training = model.training
+    model.eval()
+    context, _ = _autocast(device, amp)
+    all_logits, all_targets = [], []
+    for batch in tqdm(loader, desc="predict", leave=False, disable=not progress):
+        batch = _to(batch, device, channels_last)
+        with context:
+            if isinstance(batch, Mapping):
+                inputs = {k: v for k, v in batch.items() if k != "labels"}
+                out, targets = model(**inputs), batch.get("labels")
+            else:
+                *xs, targets = batch
+                out = model(*xs)
+        logits = out.logits if hasattr(out, "logits") else out
+        all_logits.append(logits.float().cpu())
+        if targets is not None:
+            all_targets.append(targets.cpu())
+    model.train(was_training)
+    return torch.cat(all_logits), (torch.cat(all_targets) if all_targets else None)
+
+
+def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_loader=None,
+        scheduler=None, device=None, amp=None, grad_clip: float | None = None, *,
+        metrics: Mapping[str, Metric] | None = None, max_steps_per_epoch: int | None = None,
+        channels_last: bool = False, callback: Callable | None = None,
+        progress: bool = True) -> dict[str, list]:
+    """Train ``model`` for ``epochs`` epochs; return the history as a dict of per-epoch lists.
+
+    History keys: ``epoch``, ``train_loss``, ``train_<metric>``, ``val_loss``,
+    ``val_<metric>`` (with ``val_loader``), ``lr`` (at epoch end) and
+    ``time_s`` (cumulative wall time).  ``callback(history, model)`` runs after
+    each epoch; if it returns True training stops (early stopping).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    device = torch.device(device) if device is not None else _device.pick()
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    history: dict[str, list] = {"epoch": []}
+    start = time.perf_counter()
+    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress)
+    for epoch in bar:
+        row = {"epoch": epoch}
+        row.update(train_epoch(model, train_loader, loss_fn, optimizer, scheduler=scheduler,
+                               device=device, amp=amp, grad_clip=grad_clip, metrics=metrics,
+                               max_steps=max_steps_per_epoch, channels_last=channels_last,
+                               progress=progress, desc=f"epoch {epoch}"))
+        if val_loader is not None:
+            scores = evaluate(model, val_loader, loss_fn, device=device, amp=amp, metrics=metrics,
+                              channels_last=channels_last)
+            row.update({f"val_{k}": v for k, v in scores.items()})
+        row["time_s"] = time.perf_counter() - start
+        for key, value in row.items():
+            history.setdefault(key, []).append(value)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()
+                         if k.endswith(("loss", "accuracy"))}, refresh=False)
+        if callback is not None and callback(history, model):
+            break
+    bar.close()
+    return history
