@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Build, test and re-execute the book.  Standard library only.
+
+    python3 tools/book.py build                    # website -> _build/html
+    python3 tools/book.py test                     # every test (what CI runs)
+    python3 tools/book.py execute --scale cpu [notebooks/NN_x.ipynb ...]
+
+Each command first makes sure ``.venv`` holds the package with its book and
+test extras (versions pinned by ``constraints.txt``) and that the offline
+JavaScript (MathJax, the Jupyter widget manager, RequireJS) is in
+``book/_vendor`` -- both are skipped when already up to date.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+PY = VENV / "bin" / "python"
+VENDOR = ROOT / "book" / "_vendor"
+NPM_DIR = ROOT / ".cache" / "npm"
+NPM_PACKAGES = ["mathjax@3", "@jupyter-widgets/html-manager@1", "requirejs@2"]
+EXTRAS = "book,test,offline,chapters"
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+def say(msg: str) -> None:
+    print(f"[book] {msg}", flush=True)
+
+
+def run(cmd: list[str], env: dict | None = None, cwd: Path = ROOT) -> None:
+    say("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], cwd=cwd, env={**os.environ, **(env or {})}, check=True)
+
+
+def _stamp() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_venv() -> None:
+    """Create .venv and install ``-e .[extras]`` pinned by constraints.txt (once per change)."""
+    stamp_file = VENV / ".handson-stamp"
+    if stamp_file.exists() and stamp_file.read_text() == _stamp():
+        return
+    if not PY.exists():
+        if sys.version_info[:2] < (3, 10):
+            sys.exit("Python >= 3.10 is needed (the book is tested with 3.11).")
+        run([sys.executable, "-m", "venv", VENV])
+    # PIP_CONSTRAINT replaces any machine-wide constraint file with the book's pins
+    env = {"PIP_CONSTRAINT": str(ROOT / "constraints.txt"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    started = time.time()
+    run([PY, "-m", "pip", "install", "--quiet", "-e", f".[{EXTRAS}]"], env=env)
+    stamp_file.write_text(_stamp())
+    say(f"environment ready in {time.time() - started:.0f} s")
+
+
+def ensure_vendor() -> None:
+    """Copy MathJax 3, the widget HTML manager and RequireJS into book/_vendor (offline site)."""
+    wanted = [VENDOR / "mathjax" / "tex-chtml.js", VENDOR / "embed-amd.js", VENDOR / "require.min.js"]
+    if all(p.exists() for p in wanted):
+        return
+    modules = NPM_DIR / "node_modules"
+    if not (modules / "mathjax" / "es5" / "tex-chtml.js").exists() or \
+            not (modules / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js").exists():
+        if shutil.which("npm") is None:
+            sys.exit("npm is needed once to fetch MathJax and the widget manager "
+                     "(Debian: apt-get install nodejs npm).")
+        NPM_DIR.mkdir(parents=True, exist_ok=True)
+        run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NPM_DIR, *NPM_PACKAGES])
+    if VENDOR.exists():
+        shutil.rmtree(VENDOR)
+    VENDOR.mkdir(parents=True)
+    shutil.copytree(modules / "mathjax" / "es5", VENDOR / "mathjax")
+    # embed-amd.js plus the font files it references by relative URL
+    for item in (modules / "@jupyter-widgets" / "html-manager" / "dist").iterdir():
+        if item.name == "embed-amd.js" or item.suffix in (".woff", ".woff2", ".eot", ".svg", ".ttf"):
+            shutil.copy(item, VENDOR)
+    shutil.copy(modules / "requirejs" / "require.js", VENDOR / "require.min.js")
+    say(f"vendored MathJax, html-manager and RequireJS into {VENDOR.relative_to(ROOT)}")
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium for the browser check (installed once if missing)."""
+    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+        return
+    if shutil.which("apt-get") is None:
+        sys.exit("The browser test needs Chromium; install it (Debian: apt-get install chromium).")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    run([*sudo, "apt-get", "update", "-qq"], env=env)
+    run([*sudo, "apt-get", "install", "-y", "-qq", "chromium"], env=env)
+
+
+def build(_args) -> None:
+    ensure_venv()
+    ensure_vendor()
+    run([VENV / "bin" / "jupyter-book", "build", ".", "-W", "--keep-going"])
+    say(f"website: {ROOT / '_build' / 'html' / 'index.html'}")
+
+
+def test(args) -> int:
+    ensure_venv()
+    ensure_vendor()
+    ensure_chromium()
+    env = {"HANDSON_SCALE": "smoke", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "MPLBACKEND": "agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1", **OFFLINE_ENV}
+    started = time.time()
+    cmd = [PY, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+           "--durations=15", *(args.pytest_args or ["tests", "notebooks"])]
+    say("$ " + " ".join(map(str, cmd)))
+    code = subprocess.run([str(c) for c in cmd], cwd=ROOT, env={**os.environ, **env}).returncode
+    say(f"tests finished in {time.time() - started:.0f} s with exit code {code}")
+    return code
+
+
+def execute(args) -> None:
+    """Re-execute notebooks in place at a scale, keeping widget state for the website."""
+    ensure_venv()
+    notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    env = {"HANDSON_SCALE": args.scale, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if args.offline:
+        env.update(OFFLINE_ENV)
+    for nb in notebooks:
+        run([PY, "-c", EXECUTE_SNIPPET, nb, str(args.timeout)], env=env)
+
+
+EXECUTE_SNIPPET = r"""
+import sys, time, nbformat
+from nbclient import NotebookClient
+path, timeout = sys.argv[1], int(sys.argv[2])
+nb = nbformat.read(path, as_version=4)
+start = time.time()
+NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
+               resources={"metadata": {"path": "notebooks"}}).execute()
+nbformat.write(nb, path)
+print(f"[book] executed {path} in {time.time() - start:.0f} s")
+"""
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help="build the website into _build/html").set_defaults(func=build)
+    p_test = sub.add_parser("test", help="run every test (CI)")
+    p_test.add_argument("pytest_args", nargs="*", help="optional pytest targets/flags (default: everything)")
+    p_test.set_defaults(func=test)
+    p_exec = sub.add_parser("execute", help="re-execute notebooks in place and store their outputs")
+    p_exec.add_argument("--scale", choices=["smoke", "cpu", "gpu"], required=True)
+    p_exec.add_argument("--offline", action="store_true", help="use only local data and models")
+    p_exec.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    p_exec.add_argument("notebooks", nargs="*")
+    p_exec.set_defaults(func=execute)
+    args = parser.parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
