@@ -263,8 +263,14 @@ def _pick_rows(labels: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     if limit <= 0:
         raise ValueError(f"limit must be positive or None, got {limit}")
     frac = limit / len(labels)
-    (chosen, _) = split_indices(labels, (frac, 1 - frac), seed=seed)
-    return chosen
+    chosen, rest = split_indices(labels, (frac, 1 - frac), seed=seed)
+    # per-class rounding can miss the total by a few rows: trim or top up at random
+    rng = np.random.default_rng(seed)
+    if len(chosen) > limit:
+        chosen = rng.choice(chosen, limit, replace=False)
+    elif len(chosen) < limit:
+        chosen = np.concatenate([chosen, rng.choice(rest, limit - len(chosen), replace=False)])
+    return np.sort(chosen)
 
 
 def load_cifar10(split: str = "train", limit: int | None = None, seed: int = 0,

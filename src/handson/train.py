@@ -138,7 +138,7 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
         with context:
             loss, logits, targets = _forward(model, batch, loss_fn)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {float(loss)} at step {step}; lower the learning "
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning "
                                      "rate or clip gradients (grad_clip=1.0)")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -156,7 +156,7 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
         if scheduler is not None:
             scheduler.step()
         tally.add(loss, logits.float(), targets)
-        bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     bar.close()
     out = tally.result(metrics, "train_")
     out["lr"] = optimizer.param_groups[0]["lr"]
