@@ -1,0 +1,26 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fake_data_dir(tmp_path, monkeypatch):
+    """An empty data folder with a SHA256SUMS file, selected through HANDSON_DATA."""
+    (tmp_path / "SHA256SUMS").write_text("")
+    monkeypatch.setenv("HANDSON_DATA", str(tmp_path))
+    monkeypatch.setenv("HANDSON_OFFLINE", "1")
+    return tmp_path
+
+
+def shared_data_available() -> bool:
+    from handson import data
+    try:
+        return (data.data_dir() / "SHA256SUMS").exists() and (data.data_dir() / "sst2").exists()
+    except data.DataNotFoundError:
+        return False
+
+
+needs_data = pytest.mark.skipif(not shared_data_available(), reason="the book's data folder is not present")
