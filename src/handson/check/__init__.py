@@ -33,16 +33,39 @@ def _as_array(x):
     return np.asarray(x, dtype=float)
 
 
-def _say(ok: bool, label: str, detail: str, hint: str | None) -> bool:
+class Verdict:
+    """What a checker returns: truthy on PASS. It prints nothing more in a notebook
+    (the checker already printed PASS or the hint)."""
+
+    def __init__(self, ok: bool):
+        self.ok = bool(ok)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __eq__(self, other) -> bool:
+        return bool(self) == bool(other)
+
+    def __hash__(self) -> int:
+        return hash(self.ok)
+
+    def __repr__(self) -> str:
+        return "PASS" if self.ok else "NOT YET"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def _say(ok: bool, label: str, detail: str, hint: str | None) -> Verdict:
     if ok:
         print(f"PASS {label}{detail}")
     else:
         print(f"NOT YET {label}{detail}" + (f"\n  hint: {hint}" if hint else ""))
-    return ok
+    return Verdict(ok)
 
 
 def close(actual, expected, *, rtol: float = 1e-4, atol: float = 1e-6, hint: str | None = None,
-          label: str = "") -> bool:
+          label: str = "") -> Verdict:
     """PASS if ``actual`` equals ``expected`` within tolerance; else print a hint. Returns bool."""
     label = f"{label}: " if label else ""
     if actual is None or actual is Ellipsis:

@@ -1,0 +1,120 @@
+"""The book's shape: toc <-> notebooks, setup and provenance cells, dependency lists agree."""
+import re
+import tomllib
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def toc_files():
+    files = [TOC["root"]]
+
+    def walk(entries):
+        for entry in entries:
+            if "file" in entry:
+                files.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in TOC.get("parts", []):
+        walk(part["chapters"])
+    walk(TOC.get("chapters", []))
+    return files
+
+
+def code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def test_every_notebook_is_in_the_toc_and_back():
+    listed = {f for f in toc_files() if f.startswith("notebooks/")}
+    present = {f"notebooks/{p.stem}" for p in NOTEBOOKS}
+    assert present - listed == set(), f"notebooks missing from _toc.yml: {present - listed}"
+    assert listed - present == set(), f"_toc.yml lists missing notebooks: {listed - present}"
+    for f in toc_files():
+        assert (ROOT / f"{f}.md").exists() or (ROOT / f"{f}.ipynb").exists(), f
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_uses_the_configured_repository(path):
+    nb = nbformat.read(path, as_version=4)
+    first = code_cells(nb)[0].source
+    url = CONFIG["repository"]["url"]
+    assert f'REPO = "{url}"' in first, (
+        f"{path.name}: the first code cell must set REPO = \"{url}\" (the URL in _config.yml)")
+    assert "google.colab" in first and "import handson" in first
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_last_cell_is_provenance_with_stored_output(path):
+    nb = nbformat.read(path, as_version=4)
+    last = code_cells(nb)[-1]
+    assert "handson.provenance.report(" in last.source, f"{path.name}: last code cell must call provenance.report"
+    text = "".join(o.get("text", "") for o in last.get("outputs", []) if o.output_type == "stream")
+    assert text.startswith("provenance"), f"{path.name}: commit the notebook with the outputs of a real run"
+    from handson import provenance
+    info = provenance.parse(text)
+    assert info["scale"] in {"cpu", "gpu"}, f"{path.name}: committed outputs must come from the cpu or gpu scale"
+    for key in ("device", "torch", "wall_time_s", "data"):
+        assert key in info
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_opening_and_exercises(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert len(re.findall(r":::\{exercise\}", markdown)) >= 4, f"{path.name}: needs 4+ exercises"
+    assert len(re.findall(r":::\{solution\}", markdown)) >= 4, f"{path.name}: each exercise needs a solution"
+    assert all(c.get("execution_count") is not None for c in code_cells(nb)), f"{path.name}: not fully executed"
+
+
+def _names(requirements):
+    return {re.split(r"[<>=!\[ ;@]", r.strip(), maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+def test_environment_yml_agrees_with_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = set(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        declared |= set(extra)
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_list = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {r for r in pip_list if not r.startswith(("-", "."))}
+    assert {r.replace(" ", "") for r in declared} == {r.replace(" ", "") for r in listed}, (
+        "environment.yml and pyproject.toml must list the same requirements")
+    pinned = _names(l for l in (ROOT / "constraints.txt").read_text().splitlines() if "==" in l)
+    assert _names(declared) <= pinned, f"constraints.txt lacks pins for {_names(declared) - pinned}"
+
+
+def test_no_static_folder_and_offline_assets_configured():
+    assert not (ROOT / "book" / "_static").exists() and not (ROOT / "_static").exists(), (
+        "Jupyter Book 1 injects every .js/.css under _static into every page; use book/_vendor")
+    config = CONFIG["sphinx"]["config"]
+    assert config["html_static_path"] == ["book/_vendor"]
+    assert "://" not in config["mathjax_path"]
+    assert all("://" not in key for key in config["nb_ipywidgets_js"])
+    assert CONFIG["execute"]["execute_notebooks"] == "off"
+
+
+def test_glossary_and_references():
+    rows = [l for l in (ROOT / "book" / "glossary.md").read_text().splitlines()
+            if l.startswith("| ") and not l.startswith("| English") and not l.startswith("| ---")]
+    assert len(rows) >= 30
+    assert all(re.search(r"[\u4e00-\u9fff]", r) for r in rows), "every glossary row needs its Chinese term"
+    refs = (ROOT / "book" / "references.md").read_text()
+    for needle in ["Vaswani", "Kingma", "Loshchilov", "Srivastava", "Ioffe", "Devlin", "He et al. 2016",
+                   "Krizhevsky 2009", "Socher", "Pang & Lee 2005", "Kaplan", "Brown et al. 2020"]:
+        assert needle in refs, needle
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "python3 tools/book.py test" in readme and "python3 tools/book.py build" in readme
+    assert "python3 tools/book.py test" in (ROOT / ".ci" / "run").read_text()
