@@ -29,6 +29,11 @@ NPM_DIR = ROOT / ".cache" / "npm"
 NPM_PACKAGES = ["mathjax@3", "@jupyter-widgets/html-manager@1", "requirejs@2"]
 EXTRAS = "book,test,offline,chapters"
 
+WIDGET_FONTS = VENDOR / "@jupyter-widgets" / "html-manager" / "dist"
+REQUIREJS_CONFIG = """// Resolve AMD modules (and the widget manager's fonts) from the site's static folder.
+require.config({baseUrl: new URL(".", document.currentScript.src).href});
+"""
+
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
@@ -67,7 +72,8 @@ def ensure_venv() -> None:
 
 def ensure_vendor() -> None:
     """Copy MathJax 3, the widget HTML manager and RequireJS into book/_vendor (offline site)."""
-    wanted = [VENDOR / "mathjax" / "tex-chtml.js", VENDOR / "embed-amd.js", VENDOR / "require.min.js"]
+    wanted = [VENDOR / "mathjax" / "tex-chtml.js", VENDOR / "embed-amd.js", VENDOR / "require.min.js",
+              VENDOR / "requirejs-config.js", WIDGET_FONTS]
     if all(p.exists() for p in wanted):
         return
     modules = NPM_DIR / "node_modules"
@@ -82,10 +88,14 @@ def ensure_vendor() -> None:
         shutil.rmtree(VENDOR)
     VENDOR.mkdir(parents=True)
     shutil.copytree(modules / "mathjax" / "es5", VENDOR / "mathjax")
-    # embed-amd.js plus the font files it references by relative URL
+    # embed-amd.js, and the icon fonts it loads relative to RequireJS's baseUrl, which
+    # requirejs-config.js points at the static folder (else each page's own folder)
+    shutil.copy(modules / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js", VENDOR)
+    WIDGET_FONTS.mkdir(parents=True)
     for item in (modules / "@jupyter-widgets" / "html-manager" / "dist").iterdir():
-        if item.name == "embed-amd.js" or item.suffix in (".woff", ".woff2", ".eot", ".svg", ".ttf"):
-            shutil.copy(item, VENDOR)
+        if item.suffix in (".woff", ".woff2", ".eot", ".svg", ".ttf"):
+            shutil.copy(item, WIDGET_FONTS)
+    (VENDOR / "requirejs-config.js").write_text(REQUIREJS_CONFIG)
     shutil.copy(modules / "requirejs" / "require.js", VENDOR / "require.min.js")
     say(f"vendored MathJax, html-manager and RequireJS into {VENDOR.relative_to(ROOT)}")
 
