@@ -13,7 +13,8 @@ It prints which source it used, and :data:`SOURCES` remembers it for the
 provenance cell.
 
 The data folder is ``$HANDSON_DATA`` if set, else ``../shared/data`` next to the
-repository, else a user cache folder (``$HANDSON_CACHE`` or ``~/.cache/handson``).
+repository (or next to the local checkout it was cloned from), else a user cache
+folder (``$HANDSON_CACHE`` or ``~/.cache/handson``).
 """
 from __future__ import annotations
 
@@ -79,10 +80,27 @@ def data_dir() -> Path:
                 f"HANDSON_DATA={env!r} is not a folder. Point it at the book's data folder "
                 f"(the one with SHA256SUMS), or unset it to use ../shared/data or the cache.")
         return path
-    shared = REPO_ROOT.parent / "shared" / "data"
-    if shared.is_dir():
-        return shared
+    for root in (REPO_ROOT, _local_origin()):
+        if root is not None and (root.parent / "shared" / "data").is_dir():
+            return root.parent / "shared" / "data"
     return cache_dir()
+
+
+def _local_origin() -> Path | None:
+    """For a clone of a local checkout (``git clone /path/to/book x``), that checkout's path."""
+    config = REPO_ROOT / ".git" / "config"
+    if not config.is_file():
+        return None
+    in_origin = False
+    for line in config.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            in_origin = line == '[remote "origin"]'
+        elif in_origin and line.startswith("url"):
+            url = line.split("=", 1)[1].strip().removeprefix("file://")
+            path = Path(url)
+            return path if path.is_absolute() and path.is_dir() else None
+    return None
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
