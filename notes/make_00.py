@@ -4,17 +4,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-SETUP = '''# Setup: on Google Colab, install the book's helper package (Colab's own torch is kept);
-# everywhere else this cell only imports it.
-import sys
-REPO = "https://github.com/hands-on-large-models/handson-book"
-if "google.colab" in sys.modules:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"handson[offline] @ git+{REPO}"], check=True)
-
-import handson
-from handson import scale, device
-print(scale.describe(), "|", device.describe())'''
+from nbtools import SETUP  # noqa: E402  (the shared first code cell)
 
 cells = []
 md = lambda s: cells.append(new_markdown_cell(s.strip("\n")))  # noqa: E731

@@ -37,9 +37,16 @@ def collect(**results) -> dict[str, object]:
     return info
 
 
+class Provenance(dict):
+    """The dict :func:`report` returns; a notebook shows nothing more than the printed table."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 def report(**results) -> dict[str, object]:
-    """Print the provenance table (``name: value`` per line) and return it."""
-    info = collect(**results)
+    """Print the provenance table (``name: value`` per line) and return it (as a dict)."""
+    info = Provenance(collect(**results))
     width = max(len(k) for k in info)
     print("provenance")
     for key, value in info.items():

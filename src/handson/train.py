@@ -120,8 +120,11 @@ class _Tally:
 def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, device=None,
                 amp=None, grad_clip: float | None = None, metrics: Mapping[str, Metric] | None = None,
                 max_steps: int | None = None, channels_last: bool = False,
-                progress: bool = True, desc: str = "train") -> dict[str, float]:
-    """One pass over ``loader`` with gradient updates; returns ``{"train_loss", "train_<metric>", "lr"}``."""
+                progress: bool = True, desc: str = "train", _bar=None) -> dict[str, float]:
+    """One pass over ``loader`` with gradient updates; returns ``{"train_loss", "train_<metric>", "lr"}``.
+
+    (``_bar`` is :func:`fit`'s single progress bar, advanced once per step instead of a bar per epoch.)
+    """
     device = torch.device(device) if device is not None else _device.pick()
     model.train()
     context, amp_kind = _autocast(device, amp)
@@ -130,8 +133,8 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
     total = len(loader) if hasattr(loader, "__len__") else None
     if max_steps is not None and total is not None:
         total = min(total, max_steps)
-    bar = tqdm(loader, total=total, desc=desc, leave=False, disable=not progress)
-    for step, batch in enumerate(bar):
+    bar = _bar if _bar is not None else tqdm(total=total, desc=desc, leave=False, disable=not progress)
+    for step, batch in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
         batch = _to(batch, device, channels_last)
@@ -156,8 +159,11 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
         if scheduler is not None:
             scheduler.step()
         tally.add(loss, logits.float(), targets)
-        bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-    bar.close()
+        bar.update(1)
+        if _bar is None:
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+    if _bar is None:
+        bar.close()
     out = tally.result(metrics, "train_")
     out["lr"] = optimizer.param_groups[0]["lr"]
     return out
@@ -235,13 +241,18 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
         model.to(memory_format=torch.channels_last)
     history: dict[str, list] = {"epoch": []}
     start = time.perf_counter()
-    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress)
-    for epoch in bar:
+    # one bar for the whole run (a bar per epoch would leave dozens of bars in a notebook)
+    steps = len(train_loader) if hasattr(train_loader, "__len__") else None
+    if steps is not None and max_steps_per_epoch is not None:
+        steps = min(steps, max_steps_per_epoch)
+    bar = tqdm(total=epochs * steps if steps is not None else None, desc="train", unit="step",
+               disable=not progress)
+    for epoch in range(1, epochs + 1):
         row = {"epoch": epoch}
         row.update(train_epoch(model, train_loader, loss_fn, optimizer, scheduler=scheduler,
                                device=device, amp=amp, grad_clip=grad_clip, metrics=metrics,
                                max_steps=max_steps_per_epoch, channels_last=channels_last,
-                               progress=progress, desc=f"epoch {epoch}"))
+                               progress=progress, _bar=bar))
         if val_loader is not None:
             scores = evaluate(model, val_loader, loss_fn, device=device, amp=amp, metrics=metrics,
                               channels_last=channels_last)
@@ -249,9 +260,12 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
         row["time_s"] = time.perf_counter() - start
         for key, value in row.items():
             history.setdefault(key, []).append(value)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()
-                         if k.endswith(("loss", "accuracy"))}, refresh=False)
+        bar.set_postfix({"epoch": epoch, **{k: f"{v:.4f}" for k, v in row.items()
+                                            if k.endswith(("loss", "accuracy"))}}, refresh=False)
         if callback is not None and callback(history, model):
             break
+    if bar.total is not None and bar.n < bar.total:
+        bar.total = bar.n          # stopped early on purpose: not a failed bar
+    bar.refresh()
     bar.close()
     return history
