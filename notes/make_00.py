@@ -242,7 +242,7 @@ fig = plot.plot_history(history, keys=["train_loss", "val_loss", "train_accuracy
 """)
 md(r"""
 At the `cpu` scale (4 epochs on 10,000 images) the training loss keeps falling while
-the test accuracy climbs more slowly, to about 44%, and the training accuracy (52%)
+the test accuracy climbs more slowly, to about 43%, and the training accuracy (52%)
 pulls ahead of it: a fully connected network ignores the spatial structure of images,
 and the gap between training and test accuracy is the start of overfitting.
 Chapter 3 is about that gap; chapter 5 reaches far higher accuracy with convolutions.
