@@ -4,7 +4,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nbtools import SETUP  # noqa: E402  (the shared first code cell)
+from nbtools import SETUP, write_notebook  # noqa: E402  (the shared first code cell)
 
 cells = []
 md = lambda s: cells.append(new_markdown_cell(s.strip("\n")))  # noqa: E731
@@ -370,10 +370,4 @@ handson.provenance.report(mlp_test_accuracy=history["val_accuracy"][-1], num_tra
                           num_epochs=num_epochs)
 """)
 
-nb = new_notebook(cells=cells, metadata={
-    "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    "language_info": {"name": "python"},
-})
-out = Path(__file__).resolve().parents[1] / "notebooks" / "00_using_this_book.ipynb"
-nbformat.write(nb, out)
-print("wrote", out)
+write_notebook(cells, "00_using_this_book.ipynb")

@@ -46,11 +46,16 @@ class Chapter:
         self.cells.append(new_code_cell(source.strip("\n")))
 
     def write(self, filename: str) -> Path:
-        nb = new_notebook(cells=self.cells, metadata={
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        })
-        out = NOTEBOOKS / filename
-        nbformat.write(nb, out)
-        print("wrote", out)
-        return out
+        return write_notebook(self.cells, filename)
+
+
+def write_notebook(cells, filename: str) -> Path:
+    """Write ``cells`` (nbformat cells, no outputs) as ``notebooks/<filename>``."""
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    out = NOTEBOOKS / filename
+    nbformat.write(nb, out)
+    print("wrote", out)
+    return out
