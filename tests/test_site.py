@@ -101,3 +101,21 @@ def test_search_page_finds_a_term(site):
     assert 'id="search-results"' in dom
     assert any(path.startswith("/searchindex.js") and code == 200 for path, code in requests)
     assert "glossary" in dom.lower(), "search for 'checkpoint' should list the glossary page"
+
+
+def chapter_pages():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("notebooks/")]
+
+
+@pytest.mark.parametrize("page", chapter_pages())
+def test_every_chapter_page_renders_maths_outputs_and_hidden_solutions(site, page):
+    base, _ = site
+    dom = render(f"{base}/{page}.html")
+    assert "<article" in dom and "cell_output" in dom, f"{page}: no stored outputs on the page"
+    assert "mjx-container" in dom, f"{page}: MathJax did not typeset the maths"
+    text = visible_text(dom)
+    assert "$$" not in text and "\\frac" not in text, f"{page}: raw LaTeX left on the page"
+    assert "Traceback" not in dom, f"{page}: a stored output holds a Python traceback"
+    assert dom.count("exercise admonition") >= 4, f"{page}: fewer than 4 exercises rendered"
+    assert dom.count("solution dropdown") >= 4, f"{page}: solutions are not hidden behind a toggle"
