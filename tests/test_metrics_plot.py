@@ -47,3 +47,17 @@ def test_plots_draw():
         plot.heatmap(np.zeros(3))
     with pytest.raises(ValueError, match="titles"):
         plot.show_images(torch.zeros(2, 3, 4, 4), titles=["a"])
+
+
+def test_heatmap_labels_contrast_with_their_cells():
+    import matplotlib
+    matplotlib.use("Agg")
+    from handson import plot
+    for cmap in ("Blues", "viridis"):
+        ax = plot.heatmap([[0.0, 50.0], [5.0, 100.0]], cmap=cmap, fmt=".0f")
+        im = ax.images[0]
+        for text in ax.texts:
+            v = float(text.get_text())
+            r, g, b, _ = im.cmap(im.norm(v))
+            light_cell = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
+            assert (text.get_color() == "black") == light_cell, (cmap, v)

@@ -114,10 +114,11 @@ def heatmap(matrix, xticklabels: Sequence[str] | None = None, yticklabels: Seque
     if annotate is None:
         annotate = m.size <= 144
     if annotate:
-        mid = (np.nanmax(m) + np.nanmin(m)) / 2
         for (i, j), v in np.ndenumerate(m):
+            # dark text on light cells and light text on dark ones, whatever the colormap
+            r, g, b, _ = im.cmap(im.norm(v))
             ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
-                    color="black" if v > mid else "white")
+                    color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
     if title:
         ax.set_title(title)
     if xlabel:
