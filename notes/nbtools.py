@@ -26,7 +26,7 @@ import sys
 REPO = "https://github.com/hands-on-large-models/handson-book"
 if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"handson[offline] @ git+{REPO}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"handson[offline,chapters] @ git+{REPO}"], check=True)
 
 import handson
 from handson import scale, device
