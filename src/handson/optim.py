@@ -75,6 +75,14 @@ def _sparse_error(name: str) -> RuntimeError:
 
 # --------------------------------------------------------------------------- optimizers
 
+def _closure_loss(closure: Callable | None):
+    """The loss a ``step(closure)`` call returns: the closure re-evaluated with gradients on."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class SGD(torch.optim.Optimizer):
     r"""Stochastic gradient descent with momentum, as :class:`torch.optim.SGD`.
 
@@ -104,10 +112,7 @@ class SGD(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable | None = None):
         """Update every parameter that has a gradient; return the closure's loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for group in self.param_groups:
             lr, beta = group["lr"], group["momentum"]
             for p in group["params"]:
@@ -158,10 +163,7 @@ class Adam(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Callable | None = None):
         """Update every parameter that has a gradient; return the closure's loss if given."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _closure_loss(closure)
         for group in self.param_groups:
             lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p in group["params"]:

@@ -56,6 +56,15 @@ class Verdict:
         pass
 
 
+def reader_error(exc: BaseException, label: str, hint: str | None) -> "Verdict":
+    """The verdict for a reader's function that raised: 'not implemented yet' or where it failed."""
+    if isinstance(exc, NotImplementedError):
+        return _say(False, label, "not implemented yet", hint)
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    line = f" (line {where.lineno})" if where else ""
+    return _say(False, label, f"your function raised {type(exc).__name__}: {exc}{line}", hint)
+
+
 def _say(ok: bool, label: str, detail: str, hint: str | None) -> Verdict:
     if ok:
         print(f"PASS {label}{detail}")
@@ -96,12 +105,8 @@ def function_matches(your_fn: Callable, reference_fn: Callable, make_inputs: Cal
         inputs = make_inputs(trial)
         try:
             got = your_fn(*inputs)
-        except NotImplementedError:
-            return _say(False, label, "not implemented yet", hint)
         except Exception as exc:  # the reader's code may fail in any way
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            return _say(False, label, f"your function raised {type(exc).__name__}: {exc} "
-                        f"(line {where.lineno})", hint)
+            return reader_error(exc, label, hint)
         want = reference_fn(*inputs)
         got_t = got if isinstance(got, tuple) else (got,)
         want_t = want if isinstance(want, tuple) else (want,)
