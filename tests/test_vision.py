@@ -283,14 +283,8 @@ def test_channel_stats_of_shipped_cifar_are_close_to_the_readme():
 
 # ----------------------------------------------------------------------------- checkers
 
-def test_checkers_pass_right_answers(capsys):
-    assert cv.conv_output_sizes([112, 56, 56, 27])
-    assert cv.conv_layer_params(295_168, in_channels=128, out_channels=256, kernel_size=3)
-    assert cv.conv_layer_macs(75_497_472, in_channels=128, out_channels=256, kernel_size=3,
-                              input_size=16, padding=1)
-    assert cv.receptive_field_of_chain(vision.receptive_field([(3, 1), (3, 1), (2, 2), (3, 1), (3, 1)]),
-                                       [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1)])
-
+def basic_block(skip: bool):
+    """The exercise's block, right (``relu(x + F(x))``) or without its skip connection."""
     class BasicBlock(nn.Module):
         def __init__(self, channels):
             super().__init__()
@@ -300,9 +294,20 @@ def test_checkers_pass_right_answers(capsys):
             self.bn2 = nn.BatchNorm2d(channels)
 
         def forward(self, x):
-            return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+            inner = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(x + inner if skip else inner)
+    return BasicBlock
 
-    assert cv.residual_block(BasicBlock)
+
+def test_checkers_pass_right_answers(capsys):
+    assert cv.conv_output_sizes([112, 56, 56, 27])
+    assert cv.conv_layer_params(295_168, in_channels=128, out_channels=256, kernel_size=3)
+    assert cv.conv_layer_macs(75_497_472, in_channels=128, out_channels=256, kernel_size=3,
+                              input_size=16, padding=1)
+    assert cv.receptive_field_of_chain(vision.receptive_field([(3, 1), (3, 1), (2, 2), (3, 1), (3, 1)]),
+                                       [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1)])
+
+    assert cv.residual_block(basic_block(skip=True))
 
     def repair(model):
         return model[0]
@@ -317,16 +322,7 @@ def test_checkers_give_hints_without_raising(capsys):
     assert not cv.conv_layer_params(256 * 128 * 9, in_channels=128, out_channels=256, kernel_size=3)
     assert not cv.receptive_field_of_chain(None, [(3, 1)])
 
-    class Plain(nn.Module):                         # no skip connection
-        def __init__(self, channels):
-            super().__init__()
-            self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-            self.bn1 = nn.BatchNorm2d(channels)
-            self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-            self.bn2 = nn.BatchNorm2d(channels)
-
-        def forward(self, x):
-            return torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+    Plain = basic_block(skip=False)                 # no skip connection
 
     class Stub(nn.Module):
         def __init__(self, channels):

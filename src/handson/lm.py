@@ -237,6 +237,14 @@ def _check_max_new_tokens(n) -> None:
         raise ValueError(f"max_new_tokens must be an int >= 0, got {n!r}")
 
 
+def _check_prompt(idx, max_new_tokens, vocab_size: int) -> None:
+    """What both models' ``generate`` need: a non-empty (B, T) prompt of valid ids."""
+    _check_max_new_tokens(max_new_tokens)
+    _check_idx(idx, vocab_size)
+    if idx.dim() == 2 and idx.shape[1] == 0:
+        raise ValueError("the prompt is empty; give at least one token, e.g. the id of '\\n'")
+
+
 # --------------------------------------------------------------------------- models
 class LSTMLanguageModel(nn.Module):
     """``Embedding -> LSTM -> Linear``: a recurrent character language model.
@@ -276,10 +284,7 @@ class LSTMLanguageModel(nn.Module):
         The prompt is read once; then each step feeds only the newest token and carries the
         LSTM state ``(h, c)``, so the whole history (not just a window) shapes the next token.
         """
-        _check_max_new_tokens(max_new_tokens)
-        _check_idx(idx, self.vocab_size)
-        if idx.dim() == 2 and idx.shape[1] == 0:
-            raise ValueError("the prompt is empty; give at least one token, e.g. the id of '\\n'")
+        _check_prompt(idx, max_new_tokens, self.vocab_size)
         was_training = self.training
         self.eval()
         logits, state = self(idx, return_state=True)          # read the prompt once
@@ -354,10 +359,7 @@ class GPT(nn.Module):
 
         Each step feeds the last ``block_size`` tokens (the model has no positions beyond).
         """
-        _check_max_new_tokens(max_new_tokens)
-        _check_idx(idx, self.vocab_size)
-        if idx.dim() == 2 and idx.shape[1] == 0:
-            raise ValueError("the prompt is empty; give at least one token, e.g. the id of '\\n'")
+        _check_prompt(idx, max_new_tokens, self.vocab_size)
         was_training = self.training
         self.eval()
         for _ in range(max_new_tokens):

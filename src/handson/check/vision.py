@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import itertools
-import traceback
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _say, close
+from . import _say, close, reader_error
 
 #: the chain of exercise 1: (kind, kernel, stride, padding, dilation) on a 224 x 224 input
 EXERCISE_CHAIN = (("conv", 7, 2, 3, 1), ("maxpool", 3, 2, 1, 1), ("conv", 3, 1, 2, 2),
@@ -69,11 +68,6 @@ def receptive_field_of_chain(answer, layers) -> bool:
 
 # ----------------------------------------------------------------------------- residual block
 
-def _reader_error(exc: Exception) -> str:
-    where = traceback.extract_tb(exc.__traceback__)[-1]
-    return f"your code raised {type(exc).__name__}: {exc} (line {where.lineno})"
-
-
 def _randomize(module: nn.Module, g: torch.Generator) -> None:
     with torch.no_grad():
         for m in module.modules():
@@ -99,7 +93,7 @@ def residual_block(your_class, channels: int = 6) -> bool:
     try:
         block = your_class(channels)
     except Exception as exc:  # the reader's code may fail in any way
-        return _say(False, label, _reader_error(exc), hint)
+        return reader_error(exc, label, hint)
     if not isinstance(block, nn.Module):
         return _say(False, label, f"{type(block).__name__} is not an nn.Module subclass", hint)
     convs = [m for m in block.modules() if isinstance(m, nn.Conv2d)]
@@ -127,7 +121,7 @@ def residual_block(your_class, channels: int = 6) -> bool:
             with torch.no_grad():
                 got = block(x)
         except Exception as exc:  # the reader's code may fail in any way
-            return _say(False, label, _reader_error(exc), hint)
+            return reader_error(exc, label, hint)
         if not isinstance(got, torch.Tensor) or got.shape != x.shape:
             return _say(False, label, f"in {mode} mode the block returned "
                         f"{tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__}, "
@@ -176,7 +170,7 @@ def double_softmax_fix(your_fn) -> bool:
         with torch.no_grad():
             out = fixed(x)
     except Exception as exc:  # the reader's code may fail in any way
-        return _say(False, label, _reader_error(exc), hint)
+        return reader_error(exc, label, hint)
     if not isinstance(out, torch.Tensor) or out.shape != logits.shape:
         return _say(False, label, f"the repaired model returned "
                     f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}, "
