@@ -836,7 +836,7 @@ keeps widening.
 **Time (left).** Up to $n = 512$ both take at most about 10 ms and neither wins clearly (timings
 on a shared 2-core machine are noisy). Both do $O(n^2 d)$ arithmetic, so for long sequences both
 curves rise by roughly 4 times per doubling of $n$ (slope 2 on the log-log plot), but from
-$n = 1024$ on the fused kernel is clearly faster (2.5 to 3.3 times in the stored run, 2.7 times at
+$n = 1024$ on the fused kernel is clearly faster (2.3 to 2.9 times in the stored run, 2.9 times at
 $n = 4096$: `sdpa_speedup_at_max_len` in the provenance cell) because it never writes the big matrices to
 memory and reads them back. On a GPU, where memory traffic dominates even more, the gap is
 larger; with the `gpu` scale the flash backend is added to the same plot

@@ -730,7 +730,7 @@ for (amp_mode, cl), sps in speed.items():
 """)
 md(r"""
 On this machine's CPU the combination of bfloat16 and channels-last is the fastest, about
-2.5 times as fast as plain float32 in this run (timings of a few steps on a shared machine are noisy, so
+2.2 times as fast as plain float32 in this run (timings of a few steps on a shared machine are noisy, so
 only trust the large differences). On a GPU the gain is usually larger still, but we have not
 measured it for this page. We train with both.
 
@@ -788,8 +788,8 @@ print(f"time to reach the small CNN's final val accuracy {target:.3f}: small CNN
 """)
 md(r"""
 On this CPU the small CNN is ahead for the first half minute: its epochs are so cheap
-that it reaches its final 58% in about 25 s, while the ResNet needs about 38 s to get there. After that the
-ResNet keeps climbing quickly, to 75% after about 80 s, while the small CNN's curve is already flattening. Which
+that it reaches its final 58% in about 24 s, while the ResNet needs about 37 s to get there. After that the
+ResNet keeps climbing quickly, to 75% after about 75 s, while the small CNN's curve is already flattening. Which
 recipe is "faster" therefore depends on the target. For low accuracies a cheap network wins;
 for high ones only the better architecture and recipe get there at all. Time to a stated accuracy is the
 fair way to compare training recipes, and on a GPU, where the ResNet's convolutions run

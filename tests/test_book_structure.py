@@ -71,7 +71,11 @@ def test_notebook_opening_and_exercises(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert len(re.findall(r":::\{exercise\}", markdown)) >= 4, f"{path.name}: needs 4+ exercises"
-    assert len(re.findall(r":::\{solution\}", markdown)) >= 4, f"{path.name}: each exercise needs a solution"
+    exercises = len(re.findall(r":::\{exercise\}", markdown))
+    assert len(re.findall(r":::\{solution\}", markdown)) == exercises, f"{path.name}: each exercise needs a solution"
+    code = "\n".join(c.source for c in code_cells(nb))
+    assert len(re.findall(r"check\.\w+\.\w+\(", code)) >= exercises, \
+        f"{path.name}: each exercise needs a handson.check.<chapter>.<checker>(...) call"
     assert all(c.get("execution_count") is not None for c in code_cells(nb)), f"{path.name}: not fully executed"
 
 
