@@ -65,18 +65,117 @@ def test_last_cell_is_provenance_with_stored_output(path):
         assert key in info
 
 
+SOLUTION_OPEN = "<details>\n<summary>Solution</summary>"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_opening_and_exercises(path):
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
-    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    assert len(re.findall(r":::\{exercise\}", markdown)) >= 4, f"{path.name}: needs 4+ exercises"
+    markdown_cells = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    markdown = "\n".join(markdown_cells)
     exercises = len(re.findall(r":::\{exercise\}", markdown))
-    assert len(re.findall(r":::\{solution\}", markdown)) == exercises, f"{path.name}: each exercise needs a solution"
-    code = "\n".join(c.source for c in code_cells(nb))
-    assert len(re.findall(r"check\.\w+\.\w+\(", code)) >= exercises, \
-        f"{path.name}: each exercise needs a handson.check.<chapter>.<checker>(...) call"
+    assert exercises >= 4, f"{path.name}: needs 4+ exercises"
+    # Solutions collapse on the site, in JupyterLab and in Colab: an HTML <details> block,
+    # never a MyST directive (Lab and Colab would show it in plain sight).
+    assert ":::{solution}" not in markdown and "```{solution}" not in markdown, \
+        f"{path.name}: use a <details> block for solutions, not the solution directive"
+    solutions = [c for c in markdown_cells if c.lstrip().startswith(SOLUTION_OPEN)]
+    assert len(solutions) == exercises, f"{path.name}: each exercise needs one <details> solution cell"
+    for cell in solutions:
+        assert ":::{exercise}" not in cell, f"{path.name}: keep each solution in its own cell"
+        assert cell.rstrip().endswith("</details>"), f"{path.name}: a solution cell must end with </details>"
+    # each exercise is followed by its own checker cell, before the next exercise starts
+    in_exercise, calls = False, 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and ":::{exercise}" in cell.source:
+            assert not in_exercise or calls >= 1, f"{path.name}: an exercise has no handson.check call"
+            in_exercise, calls = True, 0
+        elif cell.cell_type == "code" and re.search(r"check\.\w+\.\w+\(", cell.source):
+            calls += 1
+    assert calls >= 1, f"{path.name}: the last exercise has no handson.check call"
     assert all(c.get("execution_count") is not None for c in code_cells(nb)), f"{path.name}: not fully executed"
+
+
+# ---- one source per chapter: the Jupytext MyST twin, glued numbers, no placeholders ----
+
+def _text_twin(path):
+    return path.with_suffix(".md")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_and_its_text_twin_agree(path):
+    import jupytext
+    twin = _text_twin(path)
+    assert twin.exists(), f"{path.name} has no text twin {twin.name}: run `python3 tools/book.py sync`"
+    text_nb = jupytext.read(twin)
+    nb = nbformat.read(path, as_version=4)
+    got = [(c.cell_type, c.source, sorted(c.metadata.get("tags", []))) for c in text_nb.cells]
+    want = [(c.cell_type, c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells]
+    assert len(got) == len(want), f"{twin.name} has {len(got)} cells, {path.name} {len(want)}: run sync"
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g == w, f"cell {i} differs between {twin.name} and {path.name}: run `python3 tools/book.py sync`"
+
+
+def test_every_text_twin_has_its_notebook():
+    twins = sorted((ROOT / "notebooks").glob("*.md"))
+    assert twins, "no chapter sources in notebooks/"
+    for twin in twins:
+        assert twin.with_suffix(".ipynb").exists(), f"{twin.name} has no executed .ipynb twin"
+
+
+PLACEHOLDER = re.compile(r"PLACEHOLDER\w*|\bTODO\b|\bFIXME\b|\bXXX\b|\bTBD\b")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_placeholder_text_in_markdown(path):
+    nb = nbformat.read(path, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            found = PLACEHOLDER.findall(cell.source)
+            assert not found, f"{path.name} cell {i}: placeholder text {found} would be published"
+
+
+GLUE_ROLE = re.compile(r"\{glue(?::\w*)?\}`([^`]+)`")
+GLUE_DIRECTIVE = re.compile(r"^(?:```|:::)\{glue(?::\w*)?\}\s+(\S+)", re.M)
+
+
+def glue_references(nb):
+    keys = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            keys += [m.split(":")[0].split("::")[-1] for m in GLUE_ROLE.findall(cell.source)]
+            keys += GLUE_DIRECTIVE.findall(cell.source)
+    return keys
+
+
+def glued_keys(nb):
+    keys = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            scrap = out.get("metadata", {}).get("scrapbook")
+            if scrap:
+                keys.append(scrap["name"])
+    return keys
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_glue_reference_is_in_the_stored_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    stored = glued_keys(nb)
+    missing = sorted(set(glue_references(nb)) - set(stored))
+    assert not missing, f"{path.name}: prose quotes {missing} but no stored output glues them; re-execute"
+    dupes = sorted({k for k in stored if stored.count(k) > 1})
+    assert not dupes, f"{path.name}: glue keys stored twice: {dupes}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_prose_quotes_the_run_and_asserts_its_claims(path):
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in code_cells(nb))
+    assert len(glue_references(nb)) >= 3, f"{path.name}: numbers the text quotes from the run must be glued"
+    assert len(re.findall(r"\bexpect\(", code)) >= 2, \
+        f"{path.name}: conclusions drawn from outputs must be asserted with claims.expect"
 
 
 def _names(requirements):

@@ -3,7 +3,14 @@
 
     python3 tools/book.py build                    # website -> _build/html
     python3 tools/book.py test                     # every test (what CI runs)
-    python3 tools/book.py execute --scale cpu [notebooks/NN_x.ipynb ...]
+    python3 tools/book.py sync                     # pair notebooks/NN.md <-> NN.ipynb
+    python3 tools/book.py execute --scale cpu [notebooks/NN_x.md ...]
+
+A chapter is one hand-edited Jupytext MyST file, ``notebooks/NN_name.md``, paired with
+its executed ``notebooks/NN_name.ipynb`` (see jupytext.toml). ``sync`` brings the older
+of each pair up to date from the newer one, keeping the stored outputs; ``execute``
+syncs, then re-runs a notebook only if its code (or the scale) changed since the run
+whose outputs it stores -- an edit to the prose alone keeps the outputs.
 
 Each command first makes sure ``.venv`` holds the package with its book and
 test extras (versions pinned by ``constraints.txt``) and that the offline
@@ -134,25 +141,58 @@ def test(args) -> int:
     return code
 
 
+def _pairs(names) -> list[Path]:
+    """The .ipynb of each named chapter (given as .md, .ipynb or stem); default: all."""
+    if not names:
+        return sorted((ROOT / "notebooks").glob("*.ipynb")) + [
+            p.with_suffix(".ipynb") for p in sorted((ROOT / "notebooks").glob("*.md"))
+            if not p.with_suffix(".ipynb").exists()]
+    paths = []
+    for name in names:
+        path = (ROOT / name).resolve() if not Path(name).is_absolute() else Path(name)
+        paths.append(path.with_suffix(".ipynb"))
+    return paths
+
+
+def sync(args) -> None:
+    """Bring each notebook and its text twin into agreement (the newer one wins)."""
+    ensure_venv()
+    for nb in _pairs(args.notebooks):
+        source = nb if nb.exists() else nb.with_suffix(".md")
+        run([VENV / "bin" / "jupytext", "--sync", "--quiet", source.relative_to(ROOT)])
+
+
 def execute(args) -> None:
     """Re-execute notebooks in place at a scale, keeping widget state for the website."""
     ensure_venv()
-    notebooks = args.notebooks or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "notebooks").glob("*.ipynb"))
+    sync(args)
     env = {"HANDSON_SCALE": args.scale, "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     if args.offline:
         env.update(OFFLINE_ENV)
-    for nb in notebooks:
-        run([PY, "-c", EXECUTE_SNIPPET, nb, str(args.timeout)], env=env)
+    for nb in _pairs(args.notebooks):
+        rel = nb.relative_to(ROOT)
+        run([PY, "-c", EXECUTE_SNIPPET, rel, str(args.timeout), args.scale, "1" if args.force else "0"],
+            env=env)
+        run([VENV / "bin" / "jupytext", "--sync", "--quiet", rel])
 
 
 EXECUTE_SNIPPET = r"""
-import sys, time, nbformat
+import hashlib, json, sys, time, nbformat
 from nbclient import NotebookClient
-path, timeout = sys.argv[1], int(sys.argv[2])
+path, timeout, scale, force = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 nb = nbformat.read(path, as_version=4)
+code = [(c.source, sorted(c.metadata.get("tags", []))) for c in nb.cells if c.cell_type == "code"]
+stamp = {"code_sha256": hashlib.sha256(json.dumps(code).encode()).hexdigest(), "scale": scale}
+stored = nb.metadata.get("handson", {}).get("executed", {})
+if not force and {k: stored.get(k) for k in stamp} == stamp and         all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"):
+    print(f"[book] {path}: only the prose changed since its {scale} run; outputs kept (--force re-runs)")
+    sys.exit(0)
 start = time.time()
 NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                resources={"metadata": {"path": "notebooks"}}).execute()
+for cell in nb.cells:  # timestamps are noise in diffs
+    cell.metadata.pop("execution", None)
+nb.metadata["handson"] = {"executed": {**stamp, "wall_time_s": round(time.time() - start)}}
 nbformat.write(nb, path)
 print(f"[book] executed {path} in {time.time() - start:.0f} s")
 """
@@ -165,11 +205,15 @@ def main(argv=None) -> int:
     p_test = sub.add_parser("test", help="run every test (CI)")
     p_test.add_argument("pytest_args", nargs="*", help="optional pytest targets/flags (default: everything)")
     p_test.set_defaults(func=test)
+    p_sync = sub.add_parser("sync", help="pair each notebooks/NN.md with its .ipynb (newer wins)")
+    p_sync.add_argument("notebooks", nargs="*")
+    p_sync.set_defaults(func=sync)
     p_exec = sub.add_parser("execute", help="re-execute notebooks in place and store their outputs")
     p_exec.add_argument("--scale", choices=["smoke", "cpu", "gpu"], required=True)
     p_exec.add_argument("--offline", action="store_true", help="use only local data and models")
     p_exec.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
-    p_exec.add_argument("notebooks", nargs="*")
+    p_exec.add_argument("--force", action="store_true", help="re-run even if only the prose changed")
+    p_exec.add_argument("notebooks", nargs="*", help="chapters (.md or .ipynb); default: all")
     p_exec.set_defaults(func=execute)
     args = parser.parse_args(argv)
     return args.func(args) or 0

@@ -20,7 +20,7 @@ STARTED_AT = time.time()
 _SUBMODULES = {
     "scale", "device", "seed", "data", "models", "train", "metrics", "plot",
     "check", "provenance", "nn", "optim", "regularization", "attention",
-    "vision", "text", "lm",
+    "vision", "text", "lm", "claims", "validate", "llm", "scaling", "serve", "compress",
 }
 
 __all__ = sorted(_SUBMODULES) + ["STARTED_AT", "__version__"]
