@@ -79,7 +79,7 @@ def ensure_venv() -> None:
 
 def ensure_vendor() -> None:
     """Copy MathJax 3, the widget HTML manager and RequireJS into book/_vendor (offline site)."""
-    wanted = [VENDOR / "mathjax" / "tex-chtml.js", VENDOR / "embed-amd.js", VENDOR / "require.min.js",
+    wanted = [VENDOR / "mathjax" / "tex-chtml.js", VENDOR / "mathjax" / "output" / "chtml" / "fonts", VENDOR / "embed-amd.js", VENDOR / "require.min.js",
               VENDOR / "requirejs-config.js", WIDGET_FONTS]
     if all(p.exists() for p in wanted):
         return
@@ -94,7 +94,13 @@ def ensure_vendor() -> None:
     if VENDOR.exists():
         shutil.rmtree(VENDOR)
     VENDOR.mkdir(parents=True)
-    shutil.copytree(modules / "mathjax" / "es5", VENDOR / "mathjax")
+    # only the MathJax parts the pages use: the tex-chtml bundle, its fonts, the TeX
+    # extensions it autoloads and the menu (not the 24 MB of other bundles and speech rules)
+    mathjax = modules / "mathjax" / "es5"
+    (VENDOR / "mathjax").mkdir()
+    shutil.copy(mathjax / "tex-chtml.js", VENDOR / "mathjax")
+    for part in ("output/chtml/fonts/woff-v2", "input/tex/extensions", "ui", "a11y"):
+        shutil.copytree(mathjax / part, VENDOR / "mathjax" / part)
     # embed-amd.js, and the icon fonts it loads relative to RequireJS's baseUrl, which
     # requirejs-config.js points at the static folder (else each page's own folder)
     shutil.copy(modules / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js", VENDOR)

@@ -1,0 +1,58 @@
+"""Small Sphinx extension for the book's website (loaded from _config.yml).
+
+* Drops the second copy of inline config scripts that sphinx-thebe and
+  sphinx-togglebutton add when their setup runs twice (``const THEBE_JS_URL`` declared
+  twice is a SyntaxError in every page's console).
+* Adds the book's stylesheet (``assets/handson.css``: no duplicate header, CJK font
+  stack for the glossary, scrollable wide equations and outputs).
+* Gives the Jupyter widget manager the MathJax 2 entry point it calls
+  (``MathJax.Hub.Queue``), forwarding to MathJax 3's ``typesetPromise``.
+"""
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+MATHJAX2_SHIM = """
+window.MathJax = window.MathJax || {};
+window.MathJax.Hub = window.MathJax.Hub || {
+  // the widget manager was written for MathJax 2; forward its typeset requests to MathJax 3
+  Queue: function () {
+    var mj = window.MathJax;
+    if (mj && mj.typesetPromise) { mj.typesetPromise().catch(function () {}); }
+  },
+  Config: function () {}
+};
+"""
+
+
+def _dedupe(files):
+    seen, kept = set(), []
+    for item in files:
+        # an inline script may come back from the pickled environment with filename ''
+        # instead of None: compare what the page would contain
+        name = getattr(item, "filename", item) or ""
+        key = (str(name), tuple(sorted((k, str(v)) for k, v in getattr(item, "attributes", {}).items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        kept.append(item)
+    return kept
+
+
+def _page_context(app, pagename, templatename, context, doctree):
+    for name in ("script_files", "css_files"):
+        if isinstance(context.get(name), list):
+            context[name][:] = _dedupe(context[name])  # in place: later handlers append to it
+
+
+def _add_static(app):
+    app.config.html_static_path.append(str(ASSETS))
+
+
+def setup(app):
+    app.connect("builder-inited", _add_static)
+    app.add_css_file("handson.css")
+    app.add_js_file(None, body=MATHJAX2_SHIM, priority=999)
+    # early: html-page-context stops at the first handler that returns a template name
+    app.connect("html-page-context", _page_context, priority=100)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
