@@ -8,29 +8,78 @@ import torch
 
 ENV_VAR = "HANDSON_DEVICE"
 
+#: device types :func:`pick` accepts (``HANDSON_DEVICE`` / ``prefer``), optionally with an
+#: index such as ``cuda:1``
+KINDS = ("cpu", "cuda", "mps")
 
-def pick(prefer: str | None = None) -> torch.device:
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def _parse(wanted, source: str) -> torch.device:
+    """``wanted`` as a device of one of :data:`KINDS`; ``source`` names where it came from."""
+    try:
+        dev = torch.device(wanted)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in KINDS:
+        raise ValueError(f"{source}={wanted!r} is not a device this book runs on; use one of "
+                         f"{', '.join(KINDS)} (optionally with an index, e.g. 'cuda:0'), or "
+                         f"leave it unset to pick the fastest available device.")
+    return dev
+
+
+def _check_available(dev: torch.device, wanted, source: str, fix: str) -> torch.device:
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"{source}={wanted!r} asks for a CUDA GPU, but CUDA is not "
+                               f"available here (torch {torch.__version__}, CUDA build: "
+                               f"{torch.version.cuda or 'no'}). {fix}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{source}={wanted!r}: this machine has "
+                               f"{torch.cuda.device_count()} CUDA device(s). {fix}")
+    if dev.type == "mps" and not _mps_available():
+        raise RuntimeError(f"{source}={wanted!r} asks for an Apple GPU (MPS), but MPS is not "
+                           f"available here. {fix}")
+    return dev
+
+
+def pick(prefer: str | torch.device | None = None) -> torch.device:
     """Return ``cuda`` if present, else ``mps`` (Apple), else ``cpu``.
 
     ``prefer`` (or the ``HANDSON_DEVICE`` environment variable) forces a device,
-    e.g. ``"cpu"`` to compare speeds; asking for one that is absent is an error.
+    e.g. ``"cpu"`` to compare speeds; asking for one that is absent is an error, and
+    so is a device type other than ``cpu``, ``cuda`` or ``mps``.
     """
-    wanted = prefer or os.environ.get(ENV_VAR) or None
+    if prefer is not None:
+        dev = _parse(prefer, "prefer")
+        return _check_available(dev, prefer, "prefer",
+                                "Pass prefer='cpu' or prefer=None (the fastest available device).")
+    wanted = os.environ.get(ENV_VAR, "").strip() or None
     if wanted:
-        dev = torch.device(wanted)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {wanted!r} was requested but CUDA is not available; "
-                               f"unset {ENV_VAR} or pass prefer='cpu'.")
-        if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
-                                      and torch.backends.mps.is_available()):
-            raise RuntimeError(f"device {wanted!r} was requested but MPS is not available; "
-                               f"unset {ENV_VAR} or pass prefer='cpu'.")
-        return dev
+        dev = _parse(wanted, ENV_VAR)
+        return _check_available(dev, wanted, ENV_VAR,
+                                f"Set {ENV_VAR}=cpu, or unset {ENV_VAR} to pick by hardware.")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def resolve(device=None, func: str = "fit") -> torch.device:
+    """The device a helper's ``device=`` argument means: :func:`pick` for ``None``, else that
+    device, checked to exist (``func`` names the helper in the error)."""
+    if device is None:
+        return pick()
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        dev = _parse(device, f"{func}(device=...)")
+    return _check_available(dev, device if not isinstance(device, torch.device) else str(device),
+                            f"{func}(device)",
+                            "Pass device='cpu', or device=None to use the fastest available one.")
 
 
 def describe(device: torch.device | str | None = None) -> str:

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import device as _device
+from . import validate as _v
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -115,6 +116,64 @@ class _Tally:
         return out
 
 
+def _check_metrics(metrics, func: str):
+    """``metrics`` must be ``None`` or a dict name -> function(y_true, y_pred)."""
+    if metrics is None:
+        return None
+    if not isinstance(metrics, Mapping):
+        hint = ""
+        if isinstance(metrics, (list, tuple, set)) or callable(metrics):
+            fns = metrics if isinstance(metrics, (list, tuple, set)) else [metrics]
+            names = ", ".join(f"{getattr(f, '__name__', 'name')!r}: "
+                              f"{getattr(f, '__name__', 'fn')}" for f in fns)
+            hint = f"give each function a name, e.g. metrics={{{names}}}"
+        raise _v.ArgumentTypeError(
+            f"{func}(metrics=...): expected a dict name -> function(y_true, y_pred) such as "
+            f"{{'accuracy': handson.metrics.accuracy}}, got {_v.describe(metrics)}"
+            + (f"; {hint}" if hint else ""))
+    for name, fn in metrics.items():
+        if not isinstance(name, str) or not callable(fn):
+            raise _v.ArgumentTypeError(
+                f"{func}(metrics=...): expected a dict name -> function(y_true, y_pred), got the "
+                f"entry {name!r}: {_v.describe(fn)}")
+    return metrics
+
+
+def _check_optimizer(model, optimizer, func: str) -> None:
+    """The optimizer must update (some of) this model's parameters."""
+    groups = getattr(optimizer, "param_groups", None)
+    if groups is None or not callable(getattr(optimizer, "step", None)):
+        raise _v.ArgumentTypeError(
+            f"{func}(optimizer=...): expected a torch.optim.Optimizer built on the model's "
+            f"parameters, e.g. torch.optim.SGD(model.parameters(), lr=0.1); got "
+            f"{type(optimizer).__name__}")
+    own = {id(p) for p in model.parameters()}
+    if not own:
+        return
+    theirs = [p for group in groups for p in group["params"]]
+    if not any(id(p) in own for p in theirs):
+        raise ValueError(
+            f"{func}(optimizer=...): none of the optimizer's {len(theirs)} parameter tensors "
+            f"belongs to this model, so training would not change it; build the optimizer on "
+            f"this model: torch.optim.AdamW(model.parameters(), ...) (after creating the "
+            f"model, and again after replacing it)")
+
+
+def _check_loader(loader, name: str, func: str) -> None:
+    if loader is None:
+        raise _v.ArgumentTypeError(f"{func}({name}=None): expected a DataLoader or an iterable "
+                                   f"of batches, got None")
+    if hasattr(loader, "__len__") and len(loader) == 0:
+        raise ValueError(f"{func}({name}=...): the loader is empty (0 batches); check the "
+                         f"dataset size, and batch_size with drop_last=True")
+
+
+def _no_batches(name: str, func: str) -> ValueError:
+    return ValueError(f"{func}({name}=...): the loader gave no batches, so there is nothing to "
+                      f"{'evaluate' if func == 'evaluate' else 'train on'}; check the dataset "
+                      f"size, and batch_size with drop_last=True")
+
+
 # --------------------------------------------------------------------------- loops
 
 def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, device=None,
@@ -125,7 +184,13 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
 
     (``_bar`` is :func:`fit`'s single progress bar, advanced once per step instead of a bar per epoch.)
     """
-    device = torch.device(device) if device is not None else _device.pick()
+    if _bar is None:                      # fit checks these once for the whole run
+        _check_loader(loader, "loader", "train_epoch")
+        _check_optimizer(model, optimizer, "train_epoch")
+        grad_clip = _v.positive_number(grad_clip, "grad_clip", "train_epoch", allow_none=True)
+        max_steps = _v.positive_int(max_steps, "max_steps", "train_epoch", allow_none=True)
+        metrics = _check_metrics(metrics, "train_epoch")
+    device = _device.resolve(device, "train_epoch")
     model.train()
     context, amp_kind = _autocast(device, amp)
     scaler = torch.amp.GradScaler(device.type) if amp_kind == "fp16" else None
@@ -164,6 +229,8 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     if _bar is None:
         bar.close()
+        if tally.count == 0:
+            raise _no_batches("loader", "train_epoch")
     out = tally.result(metrics, "train_")
     out["lr"] = optimizer.param_groups[0]["lr"]
     return out
@@ -174,7 +241,10 @@ def evaluate(model, loader: Iterable, loss_fn=None, *, device=None, amp=None,
              metrics: Mapping[str, Metric] | None = None, max_steps: int | None = None,
              channels_last: bool = False, progress: bool = False) -> dict[str, float]:
     """Average loss (if ``loss_fn`` or the model gives one) and metrics over ``loader`` in eval mode."""
-    device = torch.device(device) if device is not None else _device.pick()
+    _check_loader(loader, "loader", "evaluate")
+    max_steps = _v.positive_int(max_steps, "max_steps", "evaluate", allow_none=True)
+    metrics = _check_metrics(metrics, "evaluate")
+    device = _device.resolve(device, "evaluate")
     was_training = model.training
     model.eval()
     context, _ = _autocast(device, amp)
@@ -192,6 +262,8 @@ def evaluate(model, loader: Iterable, loss_fn=None, *, device=None, amp=None,
                 loss, logits, targets = _forward(model, batch, loss_fn)
         tally.add(loss, logits.float(), targets)
     model.train(was_training)
+    if tally.count == 0:
+        raise _no_batches("loader", "evaluate")
     return tally.result(metrics, "")
 
 
@@ -199,7 +271,8 @@ def evaluate(model, loader: Iterable, loss_fn=None, *, device=None, amp=None,
 def predict(model, loader: Iterable, *, device=None, amp=None, channels_last: bool = False,
             progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and targets for every batch of ``loader`` (concatenated, on the CPU, float32)."""
-    device = torch.device(device) if device is not None else _device.pick()
+    _check_loader(loader, "loader", "predict")
+    device = _device.resolve(device, "predict")
     was_training = model.training
     model.eval()
     context, _ = _autocast(device, amp)
@@ -218,6 +291,8 @@ def predict(model, loader: Iterable, *, device=None, amp=None, channels_last: bo
         if targets is not None:
             all_targets.append(targets.cpu())
     model.train(was_training)
+    if not all_logits:
+        raise _no_batches("loader", "predict")
     return torch.cat(all_logits), (torch.cat(all_targets) if all_targets else None)
 
 
@@ -232,10 +307,24 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
     ``val_<metric>`` (with ``val_loader``), ``lr`` (at epoch end) and
     ``time_s`` (cumulative wall time).  ``callback(history, model)`` runs after
     each epoch; if it returns True training stops (early stopping).
+
+    Bad arguments fail before any step: an empty loader, ``grad_clip`` that is not a positive
+    number, ``metrics`` that is not a dict name -> function, or an optimizer built on another
+    model's parameters.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    device = torch.device(device) if device is not None else _device.pick()
+    epochs = _v.positive_int(epochs, "epochs", "fit")
+    grad_clip = _v.positive_number(grad_clip, "grad_clip", "fit", allow_none=True)
+    max_steps_per_epoch = _v.positive_int(max_steps_per_epoch, "max_steps_per_epoch", "fit",
+                                          allow_none=True)
+    metrics = _check_metrics(metrics, "fit")
+    _check_loader(train_loader, "train_loader", "fit")
+    if val_loader is not None:
+        _check_loader(val_loader, "val_loader", "fit")
+    _check_optimizer(model, optimizer, "fit")
+    if callback is not None and not callable(callback):
+        raise _v.ArgumentTypeError(f"fit(callback=...): expected a function (history, model) -> "
+                                   f"bool or None, got {_v.describe(callback)}")
+    device = _device.resolve(device, "fit")
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -253,6 +342,9 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
                                device=device, amp=amp, grad_clip=grad_clip, metrics=metrics,
                                max_steps=max_steps_per_epoch, channels_last=channels_last,
                                progress=progress, _bar=bar))
+        if epoch == 1 and "train_loss" not in row:        # a loader without len() gave nothing
+            bar.close()
+            raise _no_batches("train_loader", "fit")
         if val_loader is not None:
             scores = evaluate(model, val_loader, loss_fn, device=device, amp=amp, metrics=metrics,
                               channels_last=channels_last)
