@@ -1,12 +1,20 @@
-"""Build the website and look at it in headless Chromium, as a reader would (offline)."""
+"""Build the website and look at it in headless Chromium, as a reader would (offline).
+
+Chromium is driven over the DevTools protocol (loopback only) so that the test sees what a
+reader's browser sees: console errors, failed requests, the laid-out page at a desktop and a
+phone width, and the DOM after MathJax and the widget manager ran.
+"""
 import functools
 import http.server
+import json
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.site
+
+DESKTOP, PHONE = (1400, 900), (390, 844)
 
 
 def chromium() -> str:
@@ -47,18 +57,105 @@ def site():
     server.shutdown()
 
 
-def render(url: str, screenshot: Path | None = None) -> str:
-    """The page's DOM after scripts ran (virtual time lets MathJax and widgets finish)."""
-    with tempfile.TemporaryDirectory() as profile:
-        flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={profile}",
-                 "--virtual-time-budget=20000", "--window-size=1280,1800"]
-        if screenshot is not None:
-            subprocess.run([*flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=180)
-        result = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    assert result.stdout.strip(), f"Chromium rendered nothing for {url}: {result.stderr[-2000:]}"
-    return result.stdout
+class Page:
+    """One browser tab over the DevTools protocol."""
+
+    def __init__(self, ws_url: str):
+        import websocket
+        self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
+        self.next_id = 0
+        self.events = []
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable")
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def pump(self, seconds: float, until: str | None = None) -> None:
+        """Collect events for ``seconds`` (or until the event ``until`` arrives)."""
+        import websocket
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            self.ws.settimeout(max(0.05, deadline - time.time()))
+            try:
+                message = json.loads(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                break
+            self.events.append(message)
+            if until and message.get("method") == until:
+                break
+        self.ws.settimeout(60)
+
+    def js(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        return result.get("result", {}).get("value")
+
+    def size(self, width: int, height: int) -> None:
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                  deviceScaleFactor=1, mobile=width < 600)
+        self.pump(1.0)
+
+    def open(self, url: str, settle: float = 4.0) -> None:
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        self.pump(60, until="Page.loadEventFired")
+        self.pump(settle)  # MathJax typesetting and widget rendering
+
+    def errors(self) -> list[str]:
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                details = params["exceptionDetails"]
+                found.append(details.get("exception", {}).get("description") or details.get("text"))
+            elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+                found.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                found.append(f"{params['entry']['text']} {params['entry'].get('url', '')}")
+        return [e for e in found if "favicon.ico" not in e]
+
+    def close(self):
+        self.ws.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium listening for DevTools on 127.0.0.1; yields a function opening tabs."""
+    profile = tempfile.mkdtemp()
+    proc = subprocess.Popen([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                             "--disable-sync", "--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1",
+                             "--remote-debugging-port=0", f"--user-data-dir={profile}", "about:blank"],
+                            stderr=subprocess.PIPE, text=True)
+    port = None
+    deadline = time.time() + 60
+    while port is None and time.time() < deadline:
+        line = proc.stderr.readline()
+        match = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+        if match:
+            port = int(match.group(1))
+    assert port, "Chromium did not start its DevTools endpoint"
+
+    def new_page() -> Page:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/json/new?about:blank", method="PUT")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Page(json.loads(response.read())["webSocketDebuggerUrl"])
+
+    yield new_page
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        proc.kill()
+    shutil.rmtree(profile, ignore_errors=True)
 
 
 def visible_text(dom: str) -> str:
@@ -66,14 +163,42 @@ def visible_text(dom: str) -> str:
     return re.sub(r"<[^>]+>", " ", dom)
 
 
-def test_first_notebook_page_has_typeset_maths_outputs_and_widgets(site):
+def chapter_pages():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("notebooks/")]
+
+
+BOOK_PAGES = ["index", "book/intro", "book/setup", "book/glossary", "book/references"]
+
+# how wide the page is beyond the window, and the rendered outputs' text
+LAYOUT_JS = """(() => ({
+  overflow: document.documentElement.scrollWidth - window.innerWidth,
+  outputs: Array.from(document.querySelectorAll('.cell_output')).map(e => e.innerText).join('\\n'),
+  openSolutions: document.querySelectorAll('details[open]').length,
+  solutions: Array.from(document.querySelectorAll('details > summary'))
+      .filter(s => s.textContent.trim() === 'Solution').length,
+  hiddenSolutionText: Array.from(document.querySelectorAll('details'))
+      .every(d => Array.from(d.children).filter(c => c.tagName !== 'SUMMARY')
+                   .every(c => c.getBoundingClientRect().height === 0)),
+}))()"""
+
+
+def test_first_notebook_page_has_typeset_maths_outputs_and_widgets(site, browser):
     base, _ = site
-    dom = render(f"{base}/notebooks/00_using_this_book.html", screenshot=ROOT / "_build" / "screenshot-00.png")
+    page = browser()
+    page.size(*DESKTOP)
+    page.open(f"{base}/notebooks/00_using_this_book.html", settle=6)
+    dom = page.js("document.documentElement.outerHTML")
     assert "mjx-container" in dom, "MathJax did not typeset the maths (is book/_vendor/mathjax served?)"
     assert "$$" not in visible_text(dom), "raw $$ maths left on the page"
     assert "cell_output" in dom and "provenance" in dom, "stored outputs are not rendered"
-    assert "widget-slider" in dom or "jupyter-widgets" in dom, "the ipywidgets slider did not render"
-    assert (ROOT / "_build" / "screenshot-00.png").exists()
+    # a rendered widget view, not just the widget-state script that is there before any JS runs
+    assert page.js("document.querySelectorAll('.widget-slider, .jupyter-widgets.widget-inline-hbox').length") > 0, \
+        "the ipywidgets slider did not render"
+    shot = page.call("Page.captureScreenshot", format="png")["data"]
+    import base64
+    (ROOT / "_build" / "screenshot-00.png").write_bytes(base64.b64decode(shot))
+    page.close()
 
 
 def test_colab_launch_link_points_at_the_notebook(site):
@@ -85,37 +210,64 @@ def test_colab_launch_link_points_at_the_notebook(site):
     assert expected in html, "Colab launch button does not point at this notebook"
 
 
-def test_pages_load_without_missing_local_assets(site):
+@pytest.mark.parametrize("page_name", BOOK_PAGES + chapter_pages())
+def test_every_page_loads_cleanly_at_desktop_and_phone_width(site, browser, page_name):
     base, requests = site
-    for page in ("index.html", "book/intro.html", "book/glossary.html", "book/references.html", "book/setup.html"):
-        dom = render(f"{base}/{page}")
-        assert "<article" in dom, page
-    # /favicon.ico is the browser's own guess, not something a page asks for
+    page = browser()
+    page.size(*DESKTOP)
+    page.open(f"{base}/{page_name}.html")
+    assert page.js("!!document.querySelector('article')"), f"{page_name}: no article"
+    errors = page.errors()
+    assert not errors, f"{page_name}: console errors or failed loads: {errors[:5]}"
+    desktop = page.js(LAYOUT_JS)
+    assert desktop["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {desktop['overflow']} px at 1400 px"
+    page.size(*PHONE)
+    phone = page.js(LAYOUT_JS)
+    assert phone["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {phone['overflow']} px on a phone"
+    outputs = desktop["outputs"]
+    assert "NBVAL" not in outputs, f"{page_name}: nbval markers shown in outputs"
+    leaked = re.findall(r"(?:/work/|/root/|/home/\w+/|/tmp/\w+)\S*", outputs)
+    assert not leaked, f"{page_name}: build-machine paths in outputs: {leaked[:3]}"
+    page.close()
     missing = sorted({path for path, code in requests if code == 404 and path != "/favicon.ico"})
     assert not missing, f"local assets answered 404: {missing}"
 
 
-def test_search_page_finds_a_term(site):
+@pytest.mark.parametrize("page_name", chapter_pages())
+def test_every_chapter_page_renders_maths_outputs_and_collapsed_solutions(site, browser, page_name):
+    base, _ = site
+    page = browser()
+    page.size(*DESKTOP)
+    page.open(f"{base}/{page_name}.html")
+    dom = page.js("document.documentElement.outerHTML")
+    layout = page.js(LAYOUT_JS)
+    page.close()
+    assert "<article" in dom and "cell_output" in dom, f"{page_name}: no stored outputs on the page"
+    assert "mjx-container" in dom, f"{page_name}: MathJax did not typeset the maths"
+    text = visible_text(dom)
+    assert "$$" not in text and "\\frac" not in text, f"{page_name}: raw LaTeX left on the page"
+    assert "Traceback" not in dom, f"{page_name}: a stored output holds a Python traceback"
+    assert dom.count("exercise admonition") >= 4, f"{page_name}: fewer than 4 exercises rendered"
+    assert layout["solutions"] >= 4 and layout["solutions"] == dom.count("exercise admonition"), \
+        f"{page_name}: every exercise needs a <details> solution"
+    assert layout["openSolutions"] == 0 and layout["hiddenSolutionText"], \
+        f"{page_name}: a solution is visible before the reader opens it"
+
+
+def test_search_page_finds_a_term(site, browser):
     base, requests = site
-    dom = render(f"{base}/search.html?q=checkpoint")
+    page = browser()
+    page.open(f"{base}/search.html?q=checkpoint", settle=4)
+    dom = page.js("document.documentElement.outerHTML")
+    page.close()
     assert 'id="search-results"' in dom
     assert any(path.startswith("/searchindex.js") and code == 200 for path, code in requests)
     assert "glossary" in dom.lower(), "search for 'checkpoint' should list the glossary page"
 
 
-def chapter_pages():
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [c["file"] for part in toc["parts"] for c in part["chapters"] if c["file"].startswith("notebooks/")]
-
-
-@pytest.mark.parametrize("page", chapter_pages())
-def test_every_chapter_page_renders_maths_outputs_and_hidden_solutions(site, page):
-    base, _ = site
-    dom = render(f"{base}/{page}.html")
-    assert "<article" in dom and "cell_output" in dom, f"{page}: no stored outputs on the page"
-    assert "mjx-container" in dom, f"{page}: MathJax did not typeset the maths"
-    text = visible_text(dom)
-    assert "$$" not in text and "\\frac" not in text, f"{page}: raw LaTeX left on the page"
-    assert "Traceback" not in dom, f"{page}: a stored output holds a Python traceback"
-    assert dom.count("exercise admonition") >= 4, f"{page}: fewer than 4 exercises rendered"
-    assert dom.count("solution dropdown") >= 4, f"{page}: solutions are not hidden behind a toggle"
+def test_references_link_their_arxiv_ids_and_dois():
+    text = (ROOT / "book" / "references.md").read_text()
+    bare = [m for m in re.findall(r"(?<![\[/])arXiv:\d{4}\.\d{4,5}", text)]
+    assert not bare, f"references with an arXiv id that is not a link: {bare[:5]}"
+    bare_doi = re.findall(r"(?<![\[/(])\bdoi:\s*10\.\S+", text, flags=re.I)
+    assert not bare_doi, f"references with a DOI that is not a link: {bare_doi[:5]}"

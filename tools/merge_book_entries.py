@@ -10,6 +10,17 @@ import argparse
 import re
 from pathlib import Path
 
+ARXIV = re.compile(r"(?<![\[/])arXiv:(\d{4}\.\d{4,5})")
+DOI = re.compile(r"(?<![\[/(])\bdoi:\s*(10\.[^\s,;]+?)(?=[.,;]?(?:\s|$))", re.I)
+BARE_URL = re.compile(r"(?<![(<\[])(https?://[^\s)>\]]+?)(?=[.,;]?(?:\s|$))")
+
+
+def link_identifiers(text: str) -> str:
+    """Turn arXiv ids, DOIs and bare URLs of reference entries into links."""
+    text = ARXIV.sub(r"[arXiv:\1](https://arxiv.org/abs/\1)", text)
+    text = DOI.sub(r"[doi:\1](https://doi.org/\1)", text)
+    return BARE_URL.sub(r"<\1>", text)
+
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
 
@@ -48,7 +59,8 @@ def merge_references(new_refs: str) -> int:
         if label not in entries:
             entries[label] = entry
             added += 1
-    path.write_text(head + "\n\n".join(entries[k] for k in sorted(entries)) + "\n", encoding="utf-8")
+    body = "\n\n".join(link_identifiers(entries[k]) for k in sorted(entries))
+    path.write_text(head + body + "\n", encoding="utf-8")
     return added
 
 

@@ -13,15 +13,25 @@ from pathlib import Path
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 MATHJAX2_SHIM = """
-window.MathJax = window.MathJax || {};
-window.MathJax.Hub = window.MathJax.Hub || {
-  // the widget manager was written for MathJax 2; forward its typeset requests to MathJax 3
-  Queue: function () {
-    var mj = window.MathJax;
-    if (mj && mj.typesetPromise) { mj.typesetPromise().catch(function () {}); }
-  },
-  Config: function () {}
-};
+(function () {
+  // the widget manager was written for MathJax 2 and calls MathJax.Hub.Queue; MathJax 3
+  // replaces window.MathJax when it loads, so the entry point is set before and after
+  var hub = {
+    Queue: function () {
+      var mj = window.MathJax;
+      if (mj && mj.typesetPromise) { mj.typesetPromise().catch(function () {}); }
+    },
+    Config: function () {}
+  };
+  var mj = window.MathJax = window.MathJax || {};
+  mj.Hub = hub;
+  mj.startup = mj.startup || {};
+  var ready = mj.startup.ready;
+  mj.startup.ready = function () {
+    if (ready) { ready(); } else { window.MathJax.startup.defaultReady(); }
+    window.MathJax.Hub = hub;
+  };
+})();
 """
 
 
