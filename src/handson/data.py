@@ -4,9 +4,15 @@ Every loader tries, in order:
 
 1. a **local verified copy** in the data folder (SHA-256 checked against the
    folder's ``SHA256SUMS``);
-2. the **real online source** that readers use (torchvision, Hugging Face
-   ``datasets``, the authors' own download) -- skipped when offline;
-3. otherwise it raises :class:`DataNotFoundError` saying what was tried and how
+2. an earlier **download in the cache** folder, used only if its SHA-256 matches
+   :data:`KNOWN_SHA256` (a damaged one is an error that names the file to delete);
+3. the **real online source** that readers use (torchvision, Hugging Face
+   ``datasets``, the authors' own download) -- skipped when offline. Files this module
+   downloads itself (Tiny Shakespeare, the MR archive) are checked against
+   :data:`KNOWN_SHA256` *before* they are used or kept in the cache; torchvision and
+   ``datasets`` downloads rely on those libraries' own verification (torchvision checks
+   the CIFAR-10 archive's MD5);
+4. otherwise it raises :class:`DataNotFoundError` saying what was tried and how
    to fix it.  It never makes up data.
 
 It prints which source it used, and :data:`SOURCES` remembers it for the
@@ -49,7 +55,18 @@ class DataNotFoundError(FileNotFoundError):
 
 
 class ChecksumMismatchError(RuntimeError):
-    """A local file does not match its SHA-256 in ``SHA256SUMS``."""
+    """A local, cached or downloaded file does not match its known SHA-256."""
+
+
+#: SHA-256 of the data the loaders fetch online (the same files as in the book's data
+#: folder, whose SHA256SUMS lists them): a download or cached copy must match before use.
+#: For the MR archive the check is on its two extracted files, decoded from Windows-1252
+#: and encoded as UTF-8 exactly as the data folder stores them.
+KNOWN_SHA256 = {
+    "tinyshakespeare/input.txt": "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+    "rt-polarity/rt-polarity.pos": "4134882974a28d0c7b5151256f0e33a6169984ee7372c279e673f1114f475d58",
+    "rt-polarity/rt-polarity.neg": "2d11cfbc790f1cd96d78339f41ce53ced1efa83cd22d37d6788fa3fe3d17e2fd",
+}
 
 
 # --------------------------------------------------------------------------- folders
@@ -113,14 +130,29 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _read_sums(folder: Path) -> dict[str, str]:
+    """``SHA256SUMS`` as ``{relative path: hex digest}`` (the ``sha256sum`` format).
+
+    Paths may start with ``./`` or carry the binary marker ``*``; a line that is not
+    ``<64 hex digits>  <path>`` is an error naming the file and the line.
+    """
     sums_file = folder / "SHA256SUMS"
     if not sums_file.is_file():
         return {}
     sums = {}
-    for line in sums_file.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.strip().lstrip("*")] = digest
+    for number, line in enumerate(sums_file.read_text().splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.split(maxsplit=1)
+        digest = parts[0].lower()
+        if len(parts) != 2 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise ChecksumMismatchError(
+                f"{sums_file}, line {number}: {line.strip()[:80]!r} is not a checksum line; "
+                f"expected '<64 hex digits>  <path>' as `sha256sum` writes it. Fix or remove "
+                f"that line (or re-copy the data folder).")
+        name = parts[1].strip().lstrip("*")
+        while name.startswith("./"):
+            name = name[2:]
+        sums[name] = digest
     return sums
 
 
@@ -156,14 +188,25 @@ def local_file(relpath: str, folder: Path | None = None) -> Path | None:
 
 
 def _load(name: str, local: Callable[[], object | None], online: Callable[[], object],
-          local_what: str, online_what: str):
-    """Try ``local()`` then ``online()``; print and record the source; else one clear error."""
+          local_what: str, online_what: str, cached: Callable[[], tuple | None] | None = None):
+    """Try ``local()``, then ``cached()`` (a verified earlier download: ``(value, file name)``
+    or None), then ``online()``; print and record the source; else one clear error.
+
+    A :class:`ChecksumMismatchError` (damaged file) is raised as is: its message names the
+    file to delete, which is the fix, not going online.
+    """
     result = local()
     if result is not None:
         source = f"local copy {local_what}"
         _record(name, source)
         return result
     tried = [f"local copy: {local_what} (not found in {data_dir()})"]
+    if cached is not None:
+        hit = cached()
+        if hit is not None:
+            value, filename = hit
+            _record(name, f"cached download {filename} of {online_what} (SHA-256 verified)")
+            return value
     if is_offline():
         tried.append(f"online: {online_what} (skipped: offline mode is on)")
     else:
@@ -171,6 +214,8 @@ def _load(name: str, local: Callable[[], object | None], online: Callable[[], ob
             result = online()
             _record(name, f"online {online_what}")
             return result
+        except ChecksumMismatchError:
+            raise
         except Exception as exc:  # network errors come in many types
             tried.append(f"online: {online_what} ({type(exc).__name__}: {exc})")
     raise DataNotFoundError(
@@ -182,6 +227,54 @@ def _load(name: str, local: Callable[[], object | None], online: Callable[[], ob
 def _record(name: str, source: str) -> None:
     SOURCES[name] = source
     print(f"[handson.data] {name}: {source}")
+
+
+# --------------------------------------------------------------------------- downloads
+
+def _damaged_cache(path: Path, why: str) -> ChecksumMismatchError:
+    return ChecksumMismatchError(
+        f"The cached download {path} is damaged ({why}; an interrupted or truncated download?). "
+        f"It was not used. Delete it so that the next call downloads it again: rm '{path}'")
+
+
+def _check_digest(path: Path, key: str) -> str | None:
+    """None if ``path`` has the known SHA-256 of ``key``, else a short description of the mismatch."""
+    actual, expected = sha256(path), KNOWN_SHA256[key]
+    if actual == expected:
+        return None
+    return (f"SHA-256 {actual[:16]}... but {key} is {expected[:16]}..., "
+            f"{path.stat().st_size:,} bytes")
+
+
+def _cached_file(filename: str, key: str) -> Path | None:
+    """The cache's ``filename`` if present and verified against ``KNOWN_SHA256[key]``."""
+    path = cache_dir() / filename
+    if not path.is_file():
+        return None
+    problem = _check_digest(path, key)
+    if problem:
+        raise _damaged_cache(path, problem)
+    return path
+
+
+def _download(url: str, filename: str, check: Callable[[Path], str | None]) -> Path:
+    """Download ``url`` into the cache as ``filename``, keeping it only if ``check(tmp)`` is None."""
+    target = cache_dir() / filename
+    partial = target.with_name(target.name + ".part")
+    try:
+        urllib.request.urlretrieve(url, partial)
+        problem = check(partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if problem:
+        partial.unlink(missing_ok=True)
+        raise ChecksumMismatchError(
+            f"The download of {url} does not match the book's copy ({problem}), so it was neither "
+            f"used nor kept. Try again later (an interrupted download?), or set HANDSON_DATA to "
+            f"the book's data folder.")
+    os.replace(partial, target)
+    return target
 
 
 # --------------------------------------------------------------------------- splits
@@ -323,7 +416,7 @@ def load_cifar10(split: str = "train", limit: int | None = None, seed: int = 0,
 
     images, labels, classes, kind = _load(
         "CIFAR-10", local, online, f"{_CIFAR_NPZ} (JPEG re-encoding of CIFAR-10, not canonical pixels)",
-        "torchvision.datasets.CIFAR10(download=True)")
+        "torchvision.datasets.CIFAR10(download=True), archive MD5 checked by torchvision")
     tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
     return ImageDataset(tensor, torch.from_numpy(labels), classes, transform, kind)
 
@@ -371,7 +464,8 @@ def load_sst2(split: str = "train"):
         import datasets
         return datasets.load_dataset("glue", "sst2", split=split)
 
-    return _load(f"SST-2 {split}", local, online, filename, 'datasets.load_dataset("glue", "sst2")')
+    return _load(f"SST-2 {split}", local, online, filename,
+                 'datasets.load_dataset("glue", "sst2") (verified by the datasets library)')
 
 
 def load_mr(seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)):
@@ -387,21 +481,23 @@ def load_mr(seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)):
         return (pos.read_text(encoding="utf-8").splitlines(),
                 neg.read_text(encoding="utf-8").splitlines())
 
+    archive = "rt-polaritydata.tar.gz"
+
+    def cached():
+        path = cache_dir() / archive
+        if not path.is_file():
+            return None
+        texts, problem = _read_mr_archive(path)
+        if problem:
+            raise _damaged_cache(path, problem)
+        return texts, archive
+
     def online():
-        target = cache_dir() / "rt-polaritydata.tar.gz"
-        if not target.exists():
-            urllib.request.urlretrieve(MR_URL, target)
-        texts = {}
-        with tarfile.open(target) as tar:
-            for member in tar.getmembers():
-                if member.name.endswith((".pos", ".neg")):
-                    # the original release is Windows-1252, not latin-1
-                    raw = tar.extractfile(member).read().decode("cp1252")
-                    texts[member.name[-3:]] = raw.splitlines()
-        return texts["pos"], texts["neg"]
+        _download(MR_URL, archive, lambda part: _read_mr_archive(part)[1])
+        return cached()[0]
 
     pos, neg = _load("MR (rt-polarity)", local, online, "rt-polarity/rt-polarity.{pos,neg}",
-                     "Cornell rt-polaritydata.tar.gz")
+                     "Cornell rt-polaritydata.tar.gz", cached)
     sentences = [s.strip() for s in neg] + [s.strip() for s in pos]
     labels = [0] * len(neg) + [1] * len(pos)
     import datasets
@@ -412,18 +508,46 @@ def load_mr(seed: int = 0, fractions: Sequence[float] = (0.8, 0.1, 0.1)):
     return datasets.DatasetDict({name: full.select(idx) for name, idx in zip(names, parts)})
 
 
+def _read_mr_archive(path: Path) -> tuple[tuple[list[str], list[str]] | None, str | None]:
+    """``((pos lines, neg lines), None)`` from the MR archive, or ``(None, problem)``.
+
+    Each file is decoded from Windows-1252 (the original release's encoding, not latin-1)
+    and must match the known SHA-256 of the data folder's UTF-8 copy.
+    """
+    texts = {}
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith((".pos", ".neg")):
+                    texts[member.name[-3:]] = tar.extractfile(member).read().decode("cp1252")
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as exc:
+        return None, f"not a readable .tar.gz archive: {type(exc).__name__}: {exc}"
+    for kind in ("pos", "neg"):
+        if kind not in texts:
+            return None, f"the archive has no rt-polarity.{kind}"
+        key = f"rt-polarity/rt-polarity.{kind}"
+        actual = hashlib.sha256(texts[kind].encode("utf-8")).hexdigest()
+        if actual != KNOWN_SHA256[key]:
+            return None, (f"its rt-polarity.{kind} has SHA-256 {actual[:16]}... (as UTF-8) but "
+                          f"the book's copy has {KNOWN_SHA256[key][:16]}...")
+    return (texts["pos"].splitlines(), texts["neg"].splitlines()), None
+
+
 def load_tiny_shakespeare() -> str:
     """Tiny Shakespeare (char-rnn), 1,115,394 characters, as one string."""
     relpath = "tinyshakespeare/input.txt"
+    filename = "tinyshakespeare.txt"
 
     def local():
         path = local_file(relpath)
         return None if path is None else path.read_text(encoding="utf-8")
 
-    def online():
-        target = cache_dir() / "tinyshakespeare.txt"
-        if not target.exists():
-            urllib.request.urlretrieve(TINY_SHAKESPEARE_URL, target)
-        return target.read_text(encoding="utf-8")
+    def cached():
+        path = _cached_file(filename, relpath)
+        return None if path is None else (path.read_text(encoding="utf-8"), filename)
 
-    return _load("Tiny Shakespeare", local, online, relpath, "karpathy/char-rnn on GitHub")
+    def online():
+        path = _download(TINY_SHAKESPEARE_URL, filename, lambda part: _check_digest(part, relpath))
+        return path.read_text(encoding="utf-8")
+
+    return _load("Tiny Shakespeare", local, online, relpath, "karpathy/char-rnn on GitHub", cached)
