@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import validate as _v
+
 __all__ = [
     "scaled_dot_product_attention", "causal_mask", "padding_mask", "MultiHeadAttention",
     "sinusoidal_positional_encoding", "LayerNorm", "PositionWiseFFN", "TransformerEncoderBlock",
@@ -44,14 +46,8 @@ __all__ = [
 
 # --------------------------------------------------------------------------- attention
 def _check_tensor(name: str, x, min_dim: int = 2) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got "
-                        f"{x.dtype}; convert it with .float()")
-    if x.dim() < min_dim:
-        raise ValueError(f"{name} needs at least {min_dim} dimensions (..., length, features), "
-                         f"got shape {tuple(x.shape)}")
+    _v.tensor(x, name, _v.caller(), dtype="floating", min_ndim=min_dim,
+              shape_hint="(..., length, features)")
 
 
 def _check_mask(mask, scores_shape: torch.Size) -> None:
@@ -78,6 +74,10 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
         mask: optional boolean tensor broadcastable to ``(..., L, S)``; ``True`` = the query
             may attend to that key. A query that may attend to no key gets zero weights
             and a zero output (as ``torch.nn.functional.scaled_dot_product_attention`` does).
+            With 4-D inputs ``(N, h, L, d)`` a 3-D mask is read per *sequence*, ``(N, L, S)``
+            or ``(N, 1, S)`` as :func:`padding_mask` makes it, and applies to every head
+            (it becomes ``(N, 1, L or 1, S)``; plain broadcasting would line its batch axis
+            up with the heads). Give a per-head mask as ``(N, h, L, S)``.
 
     Returns:
         ``output (..., L, d_v)`` and ``weights (..., L, S)`` (each row sums to 1).
@@ -95,6 +95,8 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     d_k = q.shape[-1]
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)          # (..., L, S)
     if mask is not None:
+        if isinstance(mask, torch.Tensor) and scores.dim() == 4 and mask.dim() == 3:
+            mask = mask.unsqueeze(1)                            # per sequence -> every head
         _check_mask(mask, scores.shape)
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)                     # (..., L, S)
@@ -110,8 +112,7 @@ def causal_mask(L: int, device: torch.device | str | None = None) -> torch.Tenso
     Give it to :func:`scaled_dot_product_attention` or :class:`MultiHeadAttention` as is, and to
     ``torch.nn.MultiheadAttention`` / ``torch.nn.TransformerEncoderLayer`` as ``~causal_mask(L)``.
     """
-    if isinstance(L, bool) or not isinstance(L, int) or L < 1:
-        raise ValueError(f"L (the sequence length) must be a positive int, got {L!r}")
+    L = _v.integer(L, "L", "causal_mask", low=1, what="a positive int (the sequence length)")
     return torch.ones(L, L, dtype=torch.bool, device=device).tril()
 
 
@@ -122,6 +123,7 @@ def padding_mask(valid_lens, num_keys: int) -> torch.Tensor:
     passed as is to :func:`scaled_dot_product_attention` with ``(N, L, d)`` inputs
     and to :class:`MultiHeadAttention`.
     """
+    num_keys = _v.positive_int(num_keys, "num_keys", "padding_mask")
     valid_lens = torch.as_tensor(valid_lens)
     if valid_lens.dim() != 1 or valid_lens.is_floating_point():
         raise ValueError(f"valid_lens must be a 1-D tensor/list of ints (one length per sequence), "

@@ -28,10 +28,12 @@ from typing import Callable, Iterable
 
 import torch
 
+from . import validate as _v
+
 __all__ = [
     "SGD", "Adam", "AdamW",
     "step_lr", "exponential_lr", "cosine_lr", "warmup_linear_lr", "warmup_cosine_lr",
-    "one_cycle_lr", "FunctionLR", "clip_grad_norm",
+    "one_cycle_lr", "FunctionLR", "clip_grad_norm", "decays", "weight_decay_groups",
 ]
 
 
@@ -40,18 +42,8 @@ __all__ = [
 def _check_number(name: str, value, low: float = 0.0, high: float | None = None,
                   high_inclusive: bool = False) -> float:
     """Return ``value`` as float, or raise a clear error if it is not a number in range."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        if isinstance(value, torch.Tensor) and value.numel() == 1:
-            value = float(value)
-        else:
-            raise TypeError(f"{name} must be a number (e.g. 0.1), got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < low:
-        raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
-    if high is not None and (value > high or (value == high and not high_inclusive)):
-        bound = "<=" if high_inclusive else "<"
-        raise ValueError(f"{name} must be {bound} {high}, got {value}")
-    return value
+    return _v.number(value, name, _v.caller(), low=low, high=high,
+                     high_open=not high_inclusive)
 
 
 def _check_betas(betas) -> tuple[float, float]:
@@ -211,33 +203,37 @@ class AdamW(Adam):
 # --------------------------------------------------------------------------- schedules
 
 def _check_step(step) -> int:
-    if isinstance(step, bool) or not isinstance(step, int):
-        raise TypeError(f"step must be an int (0 = the first optimizer step), got {type(step).__name__}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    return step
+    return _v.integer(step, "step", _v.caller(), low=0,
+                      what="an int >= 0 (0 = the first optimizer step)")
 
 
 def _check_total(total_steps, warmup_steps: int = 0) -> int:
-    if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-        raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"warmup_steps must be an int between 0 and total_steps={total_steps}, "
-                         f"got {warmup_steps!r}")
+    func = _v.caller()
+    total_steps = _v.positive_int(total_steps, "total_steps", func)
+    _v.integer(warmup_steps, "warmup_steps", func, low=0, high=total_steps,
+               what=f"an int between 0 and total_steps={total_steps}")
     return total_steps
+
+
+def _check_lr(value, name: str = "base_lr") -> float:
+    """A learning rate of a schedule: a finite number >= 0 (a negative one climbs the loss)."""
+    return _v.nonnegative_number(value, name, _v.caller())
 
 
 def step_lr(step: int, base_lr: float, step_size: int, gamma: float = 0.1) -> float:
     """Multiply ``base_lr`` by ``gamma`` every ``step_size`` steps (``torch.optim.lr_scheduler.StepLR``)."""
     _check_step(step)
-    if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
-        raise ValueError(f"step_size must be a positive int, got {step_size!r}")
+    _v.positive_int(step_size, "step_size", "step_lr")
+    _check_lr(base_lr)
+    _v.nonnegative_number(gamma, "gamma", "step_lr")
     return base_lr * gamma ** (step // step_size)
 
 
 def exponential_lr(step: int, base_lr: float, gamma: float) -> float:
     """``base_lr * gamma**step`` (``torch.optim.lr_scheduler.ExponentialLR``)."""
     _check_step(step)
+    _check_lr(base_lr)
+    _v.positive_number(gamma, "gamma", "exponential_lr")
     return base_lr * gamma ** step
 
 
@@ -250,6 +246,8 @@ def cosine_lr(step: int, base_lr: float, total_steps: int, min_lr: float = 0.0) 
     """
     _check_step(step)
     _check_total(total_steps)
+    _check_lr(base_lr)
+    _check_lr(min_lr, "min_lr")
     t = min(step, total_steps)
     return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * t / total_steps))
 
@@ -258,9 +256,11 @@ def warmup_linear_lr(step: int, base_lr: float, warmup_steps: int, total_steps: 
     """Linear warmup from 0 to ``base_lr`` over ``warmup_steps``, then linear decay to 0 at ``total_steps``.
 
     The BERT fine-tuning recipe; equal to ``transformers.get_linear_schedule_with_warmup``.
+    :func:`handson.text.linear_warmup_factor` is this schedule with ``base_lr=1``.
     """
     _check_step(step)
     _check_total(total_steps, warmup_steps)
+    _check_lr(base_lr)
     if step < warmup_steps:
         return base_lr * step / warmup_steps
     return base_lr * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
@@ -273,6 +273,7 @@ def warmup_cosine_lr(step: int, base_lr: float, warmup_steps: int, total_steps: 
     """
     _check_step(step)
     _check_total(total_steps, warmup_steps)
+    _check_lr(base_lr)
     if step < warmup_steps:
         return base_lr * step / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
@@ -291,6 +292,9 @@ def one_cycle_lr(step: int, max_lr: float, total_steps: int, pct_start: float = 
     _check_step(step)
     _check_total(total_steps)
     _check_number("pct_start", pct_start, 0.0, 1.0)
+    _v.positive_number(max_lr, "max_lr", "one_cycle_lr")
+    _v.positive_number(div_factor, "div_factor", "one_cycle_lr")
+    _v.positive_number(final_div_factor, "final_div_factor", "one_cycle_lr")
     if step >= total_steps:
         raise ValueError(f"one_cycle_lr is defined for steps 0..{total_steps - 1}, got {step}")
     initial = max_lr / div_factor
@@ -329,6 +333,32 @@ class FunctionLR(torch.optim.lr_scheduler.LRScheduler):
     def get_lr(self) -> list[float]:
         lr = float(self.lr_fn(self.last_epoch))
         return [lr for _ in self.optimizer.param_groups]
+
+
+# --------------------------------------------------------------------------- weight decay
+
+def decays(p: torch.Tensor) -> bool:
+    """The book's one weight-decay rule: decay weight matrices and embeddings (``p.dim() >= 2``),
+    never vectors (``p.dim() < 2``: biases and LayerNorm / BatchNorm gains and shifts).
+
+    For BERT this is exactly what the Hugging Face ``Trainer`` does (it skips biases and
+    LayerNorm weights by name).
+    """
+    return p.dim() >= 2
+
+
+def weight_decay_groups(params, weight_decay: float) -> list[dict]:
+    """Two optimizer parameter groups by :func:`decays`: ``weight_decay`` on matrices, 0 on vectors.
+
+    ``params``: an ``nn.Module`` or an iterable of tensors; frozen ones (``requires_grad=False``)
+    are left out. Pass the result to ``torch.optim.AdamW(groups, lr=...)``.
+    """
+    weight_decay = _v.nonnegative_number(weight_decay, "weight_decay", _v.caller())
+    if isinstance(params, torch.nn.Module):
+        params = params.parameters()
+    params = [p for p in _check_params(params) if p.requires_grad]
+    return [{"params": [p for p in params if decays(p)], "weight_decay": weight_decay},
+            {"params": [p for p in params if not decays(p)], "weight_decay": 0.0}]
 
 
 # --------------------------------------------------------------------------- clipping

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import validate as _v
+
 __all__ = ["l1_penalty", "l2_penalty", "Dropout", "BatchNorm1d", "BatchNorm2d",
            "label_smoothing_cross_entropy", "EarlyStopping", "train_val_test_split"]
 
@@ -34,14 +36,7 @@ __all__ = ["l1_penalty", "l2_penalty", "Dropout", "BatchNorm1d", "BatchNorm2d",
 # --------------------------------------------------------------------------- penalties
 
 def _check_lam(lam) -> float:
-    if isinstance(lam, torch.Tensor) and lam.numel() == 1:
-        lam = lam.item()
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real):
-        raise TypeError(f"lam must be a non-negative number, got {type(lam).__name__}")
-    lam = float(lam)
-    if not math.isfinite(lam) or lam < 0:
-        raise ValueError(f"lam must be a finite number >= 0, got {lam}")
-    return lam
+    return _v.nonnegative_number(lam, "lam", _v.caller())
 
 
 def _as_float_tensor(x, what: str) -> torch.Tensor:
@@ -246,11 +241,13 @@ class BatchNorm2d(_BatchNorm):
 # --------------------------------------------------------------------------- label smoothing
 
 def label_smoothing_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
-                                  smoothing: float = 0.1) -> torch.Tensor:
+                                  smoothing: float = 0.1, ignore_index: int = -100) -> torch.Tensor:
     """Mean cross-entropy against the smoothed target ``(1 - s) * one_hot + s / K``.
 
     Equals ``torch.nn.CrossEntropyLoss(label_smoothing=s)`` for ``logits (N, K)`` and integer
-    ``target (N,)``.
+    ``target (N,)``, including its ``ignore_index``: rows whose target is ``ignore_index``
+    (``-100``, the padding label of Hugging Face collators) are left out of the mean. Every
+    other target must be a class id in ``[0, K)``.
     """
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or not logits.is_floating_point():
         raise ValueError("logits must be a float tensor of shape (N, K), got "
@@ -261,6 +258,16 @@ def label_smoothing_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
                          f"{tuple(target.shape) if isinstance(target, torch.Tensor) else ''}")
     if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not 0 <= smoothing <= 1:
         raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
+    ignore_index = _v.integer(ignore_index, "ignore_index", "label_smoothing_cross_entropy")
+    keep = target != ignore_index
+    if not bool(keep.all()):                               # drop the ignored rows (as torch does)
+        logits, target = logits[keep], target[keep]
+    num_classes = logits.shape[1]
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+        bad = int(target.min()) if int(target.min()) < 0 else int(target.max())
+        raise ValueError(f"label_smoothing_cross_entropy(target=...): expected class ids in "
+                         f"[0, {num_classes}) (or ignore_index={ignore_index} for rows to skip), "
+                         f"got {bad}")
     log_probs = torch.log_softmax(logits, dim=1)                       # (N, K)
     nll = -log_probs.gather(1, target[:, None]).squeeze(1)             # (N,)
     uniform = -log_probs.mean(dim=1)                                   # (N,) cross-entropy with 1/K

@@ -18,17 +18,17 @@ The pieces of the CNN chapter that later chapters (and readers) reuse:
   mirror image);
 * training bookkeeping -- :func:`time_to_accuracy`;
 * saving -- :func:`save_weights` / :func:`load_weights` (``torch.save`` state dicts or
-  ``.safetensors`` files).
+  ``.safetensors`` files), re-exported from :mod:`handson.models`.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import models as _models
 
 # --------------------------------------------------------------------------- arithmetic
 
@@ -178,10 +178,12 @@ def receptive_field(layers, per_layer: bool = False):
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all, or only those with ``requires_grad``)."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"count_params needs an nn.Module, got {type(model).__name__}")
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    """Number of parameters (all by default, or only those with ``requires_grad``).
+
+    The same function as :func:`handson.models.count_parameters` (and
+    :func:`handson.lm.count_parameters`), with the same default ``trainable_only=False``.
+    """
+    return _models.count_parameters(model, trainable_only)
 
 
 def _macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
@@ -334,11 +336,12 @@ class FastResNet(nn.Sequential):
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
     """Per-channel mean and (population) standard deviation of ``uint8 (N, C, H, W)``
-    images on the ``[0, 1]`` scale, accumulated in float64 in chunks."""
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError("images must be a uint8 tensor (N, C, H, W), got "
-                         f"{getattr(images, 'dtype', type(images).__name__)} "
-                         f"{tuple(getattr(images, 'shape', ()))}")
+    images on the ``[0, 1]`` scale, accumulated in float64 in chunks.
+
+    Channels-last images ``(N, H, W, C)`` (NumPy / PIL layout) are refused: permute them
+    first with ``images.permute(0, 3, 1, 2)``.
+    """
+    _check_uint8_images(images)
     total = torch.zeros(images.shape[1], dtype=torch.float64)
     total_sq = torch.zeros_like(total)
     for start in range(0, len(images), chunk):
@@ -389,6 +392,11 @@ def _check_uint8_images(images, name: str = "images") -> None:
         raise ValueError(f"{name} must be a uint8 tensor (N, C, H, W), got "
                          f"{getattr(images, 'dtype', type(images).__name__)} "
                          f"{tuple(getattr(images, 'shape', ()))}")
+    _, c, _, w = images.shape
+    if c > 4 and w in (1, 3, 4):
+        raise ValueError(f"{name} has shape {tuple(images.shape)}: that looks like channels-last "
+                         f"(N, H, W, C) with C = {w}, but (N, C, H, W) is expected (it would "
+                         f"be read as {c} channels); permute it: {name}.permute(0, 3, 1, 2)")
 
 
 def augment_batch(x: torch.Tensor, padding: int = 4, flip: bool = True,
@@ -526,35 +534,6 @@ class FlipTTA(nn.Module):
 
 # --------------------------------------------------------------------------- saving
 
-
-def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
-    """Save ``model.state_dict()``: a ``.safetensors`` file (safetensors format) or, for any
-    other suffix (``.pt``, ``.pth``), ``torch.save``. Returns the path."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"save_weights needs an nn.Module, got {type(model).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-        save_file(state, str(path))
-    else:
-        torch.save(state, path)
-    return path
-
-
-def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
-    """Load weights saved by :func:`save_weights` into ``model`` (in place) and return it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}; save one with save_weights(model, path)")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        state = load_file(str(path))
-    else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state, strict=strict)
-    except RuntimeError as exc:
-        raise ValueError(f"{path} does not fit this model (built with other sizes?): {exc}") from exc
-    return model
+# Not vision-specific: they live in handson.models; these names keep notebooks working.
+save_weights = _models.save_weights
+load_weights = _models.load_weights
