@@ -1,7 +1,17 @@
 import os
 from pathlib import Path
 
-import pytest
+# A plain `pytest` behaves like the README's test command (tools/book.py test): smoke scale,
+# offline, one thread, no plot windows. Variables already set by the caller win.
+for _name, _value in {"HANDSON_SCALE": "smoke", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                      "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                      "MPLBACKEND": "agg"}.items():
+    os.environ.setdefault(_name, _value)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,10 +33,18 @@ def test_pick_requires_all_three():
 
 def test_device_pick_and_describe(monkeypatch):
     monkeypatch.delenv("HANDSON_DEVICE", raising=False)
-    dev = device.pick()
-    assert dev.type in {"cpu", "cuda", "mps"}
+    expected = ("cuda" if torch.cuda.is_available() else
+                "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+                else "cpu")
+    assert device.pick().type == expected
     assert device.describe(torch.device("cpu")).startswith("cpu")
     assert device.pick("cpu") == torch.device("cpu")
+    monkeypatch.setenv("HANDSON_DEVICE", "cpu")
+    assert device.pick() == torch.device("cpu")
+    assert device.resolve(None) == torch.device("cpu")
+    assert device.resolve("cpu", "fit") == device.resolve(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"prefer='gpu'.*cpu, cuda, mps"):
+        device.pick("gpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

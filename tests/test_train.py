@@ -91,9 +91,18 @@ def test_diverging_loss_is_reported():
 def test_bf16_autocast_on_cpu_runs():
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    seen = []
+    hook = model.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
     hist = train.fit(model, separable_loader(), torch.nn.CrossEntropyLoss(), opt, 1, device="cpu",
                      amp="bf16", progress=False)
-    assert hist["train_loss"][0] > 0
+    assert seen and set(seen) == {torch.bfloat16}       # autocast really ran every forward
+    assert model.weight.dtype == torch.float32          # ... and the weights stayed float32
+    assert 0 < hist["train_loss"][0] < 10
+    seen.clear()
+    train.fit(model, separable_loader(), torch.nn.CrossEntropyLoss(), opt, 1, device="cpu",
+              amp=False, progress=False)
+    hook.remove()
+    assert set(seen) == {torch.float32}
     with pytest.raises(ValueError, match="amp"):
         train.evaluate(model, separable_loader(), torch.nn.CrossEntropyLoss(), device="cpu", amp="fp8")
 
