@@ -25,6 +25,88 @@ from . import validate as _v
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
 
+# --------------------------------------------------------------------------- distributed
+# Under torchrun (or ``accelerate launch``), inside an initialised process group of 2+
+# processes, :func:`fit` wraps the model in DistributedDataParallel, gives each rank its
+# shard of the data (a DistributedSampler), sums the loss and metrics it reports over all
+# ranks and shows progress on rank 0 only. Each rank keeps the loader's batch size (global
+# batch = world size x batch size), PyTorch's DDP convention. See chapter 9.
+
+def _is_distributed() -> bool:
+    """True inside an initialised process group with more than one process."""
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _rank() -> int:
+    return torch.distributed.get_rank() if _is_distributed() else 0
+
+
+_SYNC = [False]   # True while a distributed fit runs an epoch: tallies sum over the ranks
+
+
+def _epochs(epochs: int, distributed: bool, loader):
+    """Epoch numbers 1..epochs for :func:`fit`; sets the sampler's epoch (a new shuffle)."""
+    try:
+        for epoch in range(1, epochs + 1):
+            if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+                loader.sampler.set_epoch(epoch)
+            _SYNC[0] = distributed
+            yield epoch
+    finally:
+        _SYNC[0] = False
+
+
+class _ShardSampler(torch.utils.data.Sampler):
+    """Rank r of W gets samples r, r + W, ... exactly once (no padding: for evaluation)."""
+
+    def __init__(self, n: int, rank: int, world: int):
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _shard_loader(loader, *, for_eval: bool):
+    """``loader`` rebuilt on this rank's shard of its dataset (a DataLoader with a default
+    sampler); any other loader is returned as it is (sharding it is then the caller's job)."""
+    from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
+    if not isinstance(loader, DataLoader) or loader.batch_size is None or \
+            type(loader.sampler) not in (RandomSampler, SequentialSampler):
+        return loader
+    dist = torch.distributed
+    rank, world = dist.get_rank(), dist.get_world_size()
+    shuffle = isinstance(loader.sampler, RandomSampler)
+    if for_eval:
+        sampler = _ShardSampler(len(loader.dataset), rank, world)
+    else:
+        seed = torch.randint(0, 2**31 - 1, (), dtype=torch.int64) if shuffle else \
+            torch.zeros((), dtype=torch.int64)
+        if dist.get_backend() == "nccl":
+            seed = seed.cuda()
+        dist.broadcast(seed, 0)                    # one shuffle order for all ranks
+        sampler = DistributedSampler(loader.dataset, num_replicas=world, rank=rank,
+                                     shuffle=shuffle, seed=int(seed), drop_last=loader.drop_last)
+    return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler,
+                      num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+                      pin_memory=loader.pin_memory, drop_last=loader.drop_last,
+                      persistent_workers=loader.persistent_workers)
+
+
+def _wrap_ddp(model, device):
+    """``model`` in DistributedDataParallel unless it is already wrapped (DDP or FSDP)."""
+    from torch.nn.parallel import DistributedDataParallel
+    if isinstance(model, DistributedDataParallel) or any(
+            type(m).__name__.startswith(("FSDP", "FullyShardedDataParallel"))
+            for m in model.modules()):
+        return model
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                   else None)
+
+
 # --------------------------------------------------------------------------- pieces
 
 def _to(obj, device, channels_last=False):
@@ -93,6 +175,7 @@ class _Tally:
 
     def __init__(self, keep: bool):
         self.loss, self.count, self.keep, self.has_loss = 0.0, 0, keep, False
+        self.sync = _SYNC[0] and _is_distributed()   # sum over the ranks in result()
         self.preds: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
 
@@ -106,7 +189,25 @@ class _Tally:
             self.preds.append(_predictions(logits.detach()).reshape(-1).cpu())
             self.targets.append(targets.detach().reshape(-1).cpu())
 
+    def _all_ranks(self):
+        """Sums and predictions of every rank: the metrics of the whole data set."""
+        dist = torch.distributed
+        sums = torch.tensor([self.loss, float(self.count), float(self.has_loss)],
+                            dtype=torch.float64)
+        if dist.get_backend() == "nccl":
+            sums = sums.cuda()
+        dist.all_reduce(sums)
+        self.loss, self.count, self.has_loss = float(sums[0]), int(sums[1]), bool(sums[2])
+        if self.keep:
+            parts = [None] * dist.get_world_size()
+            dist.all_gather_object(parts, (self.preds, self.targets))
+            self.preds = [p for preds, _ in parts for p in preds]
+            self.targets = [t for _, targets in parts for t in targets]
+        self.sync = False
+
     def result(self, metrics: Mapping[str, Metric] | None, prefix: str) -> dict[str, float]:
+        if self.sync:
+            self._all_ranks()
         out = {f"{prefix}loss": self.loss / max(self.count, 1)} if self.has_loss else {}
         if metrics and self.preds:
             preds, targets = torch.cat(self.preds), torch.cat(self.targets)
@@ -198,7 +299,8 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
     total = len(loader) if hasattr(loader, "__len__") else None
     if max_steps is not None and total is not None:
         total = min(total, max_steps)
-    bar = _bar if _bar is not None else tqdm(total=total, desc=desc, leave=False, disable=not progress)
+    bar = _bar if _bar is not None else tqdm(total=total, desc=desc, leave=False,
+                                            disable=not progress or _rank() != 0)
     for step, batch in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
@@ -328,6 +430,15 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    distributed, eval_model = _is_distributed(), model
+    if distributed:                 # one DDP replica per process, each on its shard of the data
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        model = _wrap_ddp(model, device)
+        eval_model = getattr(model, "module", model)
+        train_loader = _shard_loader(train_loader, for_eval=False)
+        if val_loader is not None:
+            val_loader = _shard_loader(val_loader, for_eval=True)
     history: dict[str, list] = {"epoch": []}
     start = time.perf_counter()
     # one bar for the whole run (a bar per epoch would leave dozens of bars in a notebook)
@@ -335,8 +446,8 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
     if steps is not None and max_steps_per_epoch is not None:
         steps = min(steps, max_steps_per_epoch)
     bar = tqdm(total=epochs * steps if steps is not None else None, desc="train", unit="step",
-               disable=not progress)
-    for epoch in range(1, epochs + 1):
+               disable=not progress or _rank() != 0)
+    for epoch in _epochs(epochs, distributed, train_loader):
         row = {"epoch": epoch}
         row.update(train_epoch(model, train_loader, loss_fn, optimizer, scheduler=scheduler,
                                device=device, amp=amp, grad_clip=grad_clip, metrics=metrics,
@@ -346,7 +457,7 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
             bar.close()
             raise _no_batches("train_loader", "fit")
         if val_loader is not None:
-            scores = evaluate(model, val_loader, loss_fn, device=device, amp=amp, metrics=metrics,
+            scores = evaluate(eval_model, val_loader, loss_fn, device=device, amp=amp, metrics=metrics,
                               channels_last=channels_last)
             row.update({f"val_{k}": v for k, v in scores.items()})
         row["time_s"] = time.perf_counter() - start
@@ -354,7 +465,7 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
             history.setdefault(key, []).append(value)
         bar.set_postfix({"epoch": epoch, **{k: f"{v:.4f}" for k, v in row.items()
                                             if k.endswith(("loss", "accuracy"))}}, refresh=False)
-        if callback is not None and callback(history, model):
+        if callback is not None and callback(history, eval_model):
             break
     if bar.total is not None and bar.n < bar.total:
         bar.total = bar.n          # stopped early on purpose: not a failed bar
