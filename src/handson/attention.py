@@ -232,7 +232,7 @@ def sinusoidal_positional_encoding(length: int, dim: int) -> torch.Tensor:
     for position ``i`` and ``d = dim`` (an odd ``dim`` ends with a sine column).
     """
     for name, value in (("length", length), ("dim", dim)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not _v.is_int(value) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     positions = torch.arange(length, dtype=torch.float64)[:, None]               # (length, 1)
     freqs = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)      # (ceil(dim/2),)

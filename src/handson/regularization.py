@@ -44,7 +44,7 @@ def _as_float_tensor(x, what: str) -> torch.Tensor:
         t = x
     elif isinstance(x, np.ndarray):
         t = torch.from_numpy(x)
-    elif isinstance(x, numbers.Real) and not isinstance(x, bool):
+    elif _v.is_number(x):
         t = torch.tensor(float(x))
     else:
         raise TypeError(f"{what} must hold tensors, arrays or numbers, got {type(x).__name__}")
@@ -66,7 +66,7 @@ def _tensors(params) -> list[torch.Tensor]:
     elif isinstance(params, Iterable):
         items = list(params)
         what = "params"
-        if items and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in items):
+        if items and all(_v.is_number(v) for v in items):
             return [torch.tensor([float(v) for v in items])]  # a plain list of numbers
     else:
         raise TypeError("params must be a tensor, a module, or an iterable of tensors "
@@ -110,7 +110,7 @@ def l2_penalty(params, lam, half: bool = False) -> torch.Tensor:
 # --------------------------------------------------------------------------- dropout
 
 def _check_p(p) -> float:
-    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+    if not _v.is_number(p):
         raise TypeError(f"p must be a number in [0, 1], got {type(p).__name__}")
     p = float(p)
     if not 0.0 <= p <= 1.0:
@@ -160,14 +160,11 @@ class _BatchNorm(nn.Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True):
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) \
-                or num_features < 1:
-            raise ValueError(f"num_features must be a positive int (the channel count C), "
-                             f"got {num_features!r}")
-        if not isinstance(eps, numbers.Real) or eps <= 0:
-            raise ValueError(f"eps must be a small positive number, got {eps!r}")
-        if momentum is not None and (not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1):
-            raise ValueError(f"momentum must be in [0, 1] or None, got {momentum!r}")
+        func = type(self).__name__
+        num_features = _v.integer(num_features, "num_features", func, low=1,
+                                  what="a positive int (the channel count C)")
+        eps = _v.positive_number(eps, "eps", func)
+        momentum = _v.probability(momentum, "momentum", func, allow_none=True)
         self.num_features, self.eps, self.momentum, self.affine = int(num_features), float(eps), momentum, affine
         if affine:
             self.weight = nn.Parameter(torch.ones(self.num_features))   # gamma
@@ -256,8 +253,7 @@ def label_smoothing_cross_entropy(logits: torch.Tensor, target: torch.Tensor,
         raise ValueError(f"target must be a long tensor of class ids with shape ({logits.shape[0]},), got "
                          f"{getattr(target, 'dtype', type(target).__name__)} "
                          f"{tuple(target.shape) if isinstance(target, torch.Tensor) else ''}")
-    if isinstance(smoothing, bool) or not isinstance(smoothing, numbers.Real) or not 0 <= smoothing <= 1:
-        raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
+    smoothing = _v.probability(smoothing, "smoothing", "label_smoothing_cross_entropy")
     ignore_index = _v.integer(ignore_index, "ignore_index", "label_smoothing_cross_entropy")
     keep = target != ignore_index
     if not bool(keep.all()):                               # drop the ignored rows (as torch does)
@@ -294,12 +290,11 @@ class EarlyStopping:
 
     def __init__(self, patience: int = 5, min_delta: float = 0.0, mode: str = "min",
                  restore_best: bool = True):
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 1:
-            raise ValueError(f"patience must be an int >= 1 (epochs without improvement), got {patience!r}")
+        patience = _v.integer(patience, "patience", "EarlyStopping", low=1,
+                              what="an int >= 1 (epochs without improvement)")
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' (for a loss) or 'max' (for accuracy), got {mode!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, numbers.Real) or min_delta < 0:
-            raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
+        min_delta = _v.nonnegative_number(min_delta, "min_delta", "EarlyStopping")
         self.patience, self.mode, self.min_delta = int(patience), mode, float(min_delta)
         self.restore_best = restore_best
         self.best: float | None = None      # best metric so far
@@ -325,7 +320,7 @@ class EarlyStopping:
             if val_metric.numel() != 1:
                 raise ValueError(f"val_metric must be one number, got a tensor of shape {tuple(val_metric.shape)}")
             val_metric = val_metric.item()
-        if isinstance(val_metric, bool) or not isinstance(val_metric, numbers.Real):
+        if not _v.is_number(val_metric):
             raise TypeError(f"val_metric must be a number (e.g. history['val_loss'][-1]), "
                             f"got {type(val_metric).__name__}")
         if model is not None and not isinstance(model, nn.Module):

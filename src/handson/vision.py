@@ -29,22 +29,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import models as _models
+from . import validate as _v
 
 # --------------------------------------------------------------------------- arithmetic
 
 
 def _pair(value, name: str, minimum: int) -> tuple[int, int]:
     """``value`` as a pair of ints ``>= minimum`` (an int is used for both sides)."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or a pair of ints, got a bool")
-    if isinstance(value, int):
+    func, what = _v.caller(), f"an int >= {minimum} or a pair of them"
+    if _v.is_int(value):
         value = (value, value)
-    if not (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if any(v < minimum for v in value):
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value[0]), int(value[1])
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        _v.integer(value, name, func, low=minimum, what=what)      # raises: not an int
+    return tuple(_v.integer(v, name, func, low=minimum, what=what) for v in value)
 
 
 def conv_output_size(n: int, kernel: int, padding: int = 0, stride: int = 1,
@@ -56,10 +53,7 @@ def conv_output_size(n: int, kernel: int, padding: int = 0, stride: int = 1,
     """
     for name, value, low in (("n", n, 1), ("kernel", kernel, 1), ("padding", padding, 0),
                              ("stride", stride, 1), ("dilation", dilation, 1)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
+        _v.integer(value, name, "conv_output_size", low=low)
     span = dilation * (kernel - 1) + 1          # how many input pixels one kernel covers
     if n + 2 * padding < span:
         raise ValueError(f"the kernel covers {span} pixels but the padded input has only "
@@ -148,7 +142,7 @@ def layer_specs(layers) -> list[tuple[int, int, int]]:
             raise ValueError(f"layer {i}: give (kernel, stride) or (kernel, stride, dilation), "
                              f"got {spec!r}")
         k, s, d = (*spec, 1) if len(spec) == 2 else spec
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (k, s, d)):
+        if not all(_v.is_int(v) and v >= 1 for v in (k, s, d)):
             raise ValueError(f"layer {i}: kernel, stride and dilation must be ints >= 1, got {spec!r}")
         specs.append((k, s, d))
     if not specs:
@@ -318,8 +312,7 @@ class FastResNet(nn.Sequential):
 
     def __init__(self, width: int = 64, num_classes: int = 10, in_channels: int = 3,
                  head_scale: float = 0.125):
-        if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive int, got {width!r}")
+        width = _v.positive_int(width, "width", "FastResNet")
         w = width
         super().__init__(
             conv_bn(in_channels, w),                                        # (w, 32, 32)
@@ -409,8 +402,7 @@ def augment_batch(x: torch.Tensor, padding: int = 4, flip: bool = True,
     ``v2.RandomHorizontalFlip()``. The random numbers come from ``generator`` (on the CPU).
     """
     _check_images(x)
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"padding must be an int >= 0, got {padding!r}")
+    padding = _v.nonnegative_int(padding, "padding", "augment_batch")
     n, c, h, w = x.shape
     if padding >= min(h, w):
         raise ValueError(f"reflect padding needs padding < image size, got {padding} for {h}x{w}")
@@ -457,8 +449,7 @@ class ImageLoader:
         if labels.ndim != 1 or len(labels) != len(data):
             raise ValueError(f"labels must be 1-D with one label per image: {tuple(labels.shape)} "
                              f"for {len(data)} images")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        batch_size = _v.positive_int(batch_size, "batch_size", "ImageLoader")
         mean, std = [float(m) for m in mean], [float(v) for v in std]
         if len(mean) != data.shape[1] or len(std) != data.shape[1]:
             raise ValueError(f"mean and std need one value per channel ({data.shape[1]}), "
