@@ -378,7 +378,7 @@ def test_bert_checkpoint_without_network_is_fast_and_quiet(offline_vars_unset, m
     assert path == again and os.path.isdir(path)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("[handson.models]") for line in lines)
-    assert "all-MiniLM-L6-v2" in lines[0] and "did not answer" in lines[0]
+    assert "all-MiniLM-L6-v2" in lines[0] and "could not be reached" in lines[0]
     assert "Retrying" not in "".join(lines)
     # the rest of the session is offline: huggingface_hub will not retry a dead network
     assert os.environ["HF_HUB_OFFLINE"] == "1" and offline_vars_unset.HF_HUB_OFFLINE is True

@@ -97,8 +97,8 @@ def hub_online() -> bool:
         host = _hub_host()
         _ONLINE = _probe(host)
         _WHY = (f"{host} answered" if _ONLINE else
-                f"{host} did not answer within {PROBE_TIMEOUT_S:g} s, so this session works "
-                f"offline (set HANDSON_OFFLINE=1 to skip the check)")
+                f"{host} could not be reached (one try, at most {PROBE_TIMEOUT_S:g} s), so this "
+                f"session works offline (set HANDSON_OFFLINE=1 to skip the check)")
         if not _ONLINE:
             _go_offline()
     return _ONLINE
