@@ -207,6 +207,7 @@ def _load(name: str, local: Callable[[], object | None], online: Callable[[], ob
             value, filename = hit
             _record(name, f"cached download {filename} of {online_what} (SHA-256 verified)")
             return value
+        tried.append(f"cached download: none in {cache_dir()}")
     if is_offline():
         tried.append(f"online: {online_what} (skipped: offline mode is on)")
     else:
