@@ -113,3 +113,17 @@ def test_evaluate_ignores_padding_targets():
     targets = torch.tensor([0, 1, -100])
     result = train.evaluate(model, [(logits, targets)], device="cpu", metrics={"accuracy": metrics.accuracy})
     assert result == {"accuracy": 1.0}
+
+
+def test_evaluate_accepts_a_loader_without_len():
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            for i in range(4):
+                yield torch.ones(2) * i, torch.tensor(i % 2)
+
+    loader = DataLoader(Stream(), batch_size=2)
+    model = torch.nn.Linear(2, 2)
+    result = train.evaluate(model, loader, torch.nn.CrossEntropyLoss(), device="cpu")
+    x = torch.stack([torch.ones(2) * i for i in range(4)])
+    expected = torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 0, 1])).item()
+    assert result["loss"] == pytest.approx(expected, rel=1e-6)

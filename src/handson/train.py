@@ -264,7 +264,11 @@ def _check_loader(loader, name: str, func: str) -> None:
     if loader is None:
         raise _v.ArgumentTypeError(f"{func}({name}=None): expected a DataLoader or an iterable "
                                    f"of batches, got None")
-    if hasattr(loader, "__len__") and len(loader) == 0:
+    try:
+        size = len(loader)
+    except TypeError:               # no len(): e.g. a generator or an IterableDataset's loader
+        return
+    if size == 0:
         raise ValueError(f"{func}({name}=...): the loader is empty (0 batches); check the "
                          f"dataset size, and batch_size with drop_last=True")
 
