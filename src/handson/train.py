@@ -335,9 +335,9 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
     if _bar is None:
         bar.close()
-        if tally.count == 0:
-            raise _no_batches("loader", "train_epoch")
-    out = tally.result(metrics, "train_")
+    out = tally.result(metrics, "train_")   # sums over all ranks first when distributed
+    if _bar is None and tally.count == 0:
+        raise _no_batches("loader", "train_epoch")
     out["lr"] = optimizer.param_groups[0]["lr"]
     return out
 
@@ -368,9 +368,10 @@ def evaluate(model, loader: Iterable, loss_fn=None, *, device=None, amp=None,
                 loss, logits, targets = _forward(model, batch, loss_fn)
         tally.add(loss, logits.float(), targets)
     model.train(was_training)
+    scores = tally.result(metrics, "")      # sums over all ranks first when distributed
     if tally.count == 0:
         raise _no_batches("loader", "evaluate")
-    return tally.result(metrics, "")
+    return scores
 
 
 @torch.no_grad()
