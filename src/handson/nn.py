@@ -114,9 +114,11 @@ def bce_with_logits(logits, targets) -> torch.Tensor:
 
     With ``p = sigmoid(z)``, ``-[y log p + (1 - y) log(1 - p)] = log(1 + exp(z)) - y z``,
     where ``log(1 + exp(z)) = max(z, 0) + log(1 + exp(-|z|))`` never overflows.
-    ``torch.logaddexp(z, 0)`` computes exactly that, and unlike a literal
-    ``clamp(z, min=0) + log1p(exp(-abs(z)))`` it also gives autograd the right slope
-    ``sigmoid(0) - y`` at ``z = 0`` (the literal form's one-sided slopes add up to ``1 - y``).
+    ``torch.logaddexp(z, 0)`` computes exactly that, and autograd differentiates it as the
+    smooth function it is, so the slope is ``sigmoid(z) - y`` everywhere, ``z = 0`` included.
+    A literal ``clamp(z, min=0) + log1p(exp(-abs(z)))`` has the same value but kinks at
+    ``z = 0``, where autograd picks one slope per kink and gets a wrong gradient (chapter 1
+    computes it).
     Equals ``torch.nn.functional.binary_cross_entropy_with_logits``, value and gradient.
     """
     z, y = _float_tensor(logits, "logits"), _float_tensor(targets, "targets")
