@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from . import validate as _v
 
 __all__ = [
     "relu", "relu_grad", "sigmoid", "sigmoid_grad", "tanh", "tanh_grad", "gelu", "gelu_grad",
@@ -27,17 +28,17 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 def _float_tensor(x, name: str) -> torch.Tensor:
-    """``x`` as a floating-point tensor (lists and NumPy arrays are converted)."""
-    if not isinstance(x, torch.Tensor):
-        try:
-            x = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a tensor or an array of numbers, got "
-                            f"{type(x).__name__}") from exc
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must hold floats, got dtype {x.dtype}; convert it with "
-                        f"{name}.float()")
-    return x
+    """``x`` as a floating-point tensor (lists and NumPy arrays of numbers become float64).
+
+    ``None``, or a list holding ``None``, is an error (NumPy would turn it into NaN); errors
+    name the public function that was called.
+    """
+    func = _v.caller()
+    converted = not isinstance(x, torch.Tensor)
+    x = _v.tensor(x, name, func, convert=True)
+    if converted:                     # lists and arrays: float64, as before
+        x = x.to(torch.float64)
+    return _v.tensor(x, name, func, dtype="floating")
 
 
 # --------------------------------------------------------------------------- activations
@@ -148,8 +149,7 @@ def softmax_cross_entropy(logits, targets) -> torch.Tensor:
     if z.ndim != 2:
         raise ValueError(f"logits must be 2-D (batch_size, num_classes), got shape {tuple(z.shape)}; "
                          "for a single example add a batch dimension with logits.unsqueeze(0)")
-    if not isinstance(targets, torch.Tensor):
-        targets = torch.as_tensor(np.asarray(targets))
+    targets = _v.tensor(targets, "targets", "softmax_cross_entropy", convert=True)
     if targets.is_floating_point() or targets.dtype == torch.bool:
         raise TypeError(f"targets must be integer class ids (torch.long), got dtype {targets.dtype}; "
                         "convert with targets.long() (for one-hot rows use targets.argmax(-1))")
@@ -178,8 +178,7 @@ def numerical_gradient(f: Callable[[torch.Tensor], object], x, eps: float = 1e-6
     """
     if not callable(f):
         raise TypeError(f"f must be a function of one tensor, got {type(f).__name__}")
-    if not (isinstance(eps, (int, float)) and eps > 0):
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
+    eps = _v.positive_number(eps, "eps", "numerical_gradient")
     point = _float_tensor(x, "x").detach().to(torch.float64).clone()
     flat = point.view(-1)
     grad = torch.zeros_like(flat)
@@ -222,8 +221,7 @@ class MLP(torch.nn.Module):
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least [num_inputs, num_outputs], got {sizes}")
-        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0
-                   for s in sizes):
+        if not all(_v.is_int(s) and s > 0 for s in sizes):
             raise ValueError(f"every size must be a positive int, got {sizes}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
