@@ -19,6 +19,9 @@ from conftest import needs_data
 from handson import (attention, data, device, lm, metrics, models, nn, optim, regularization,
                      text, train, vision)
 
+#: the book's data folder, found before any test points HANDSON_DATA elsewhere
+SHARED_DATA = data.data_dir()
+
 OFFLINE_VARS = ("HANDSON_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
@@ -222,7 +225,7 @@ def test_mr_archive_with_other_content_is_refused(monkeypatch, tmp_path, fake_da
 @needs_data
 def test_mr_archive_matching_the_book_copy_is_used(monkeypatch, tmp_path, fake_data_dir):
     """The release's bytes are the data folder's UTF-8 text in Windows-1252: that archive passes."""
-    shared = data.REPO_ROOT.parent / "shared" / "data" / "rt-polarity"
+    shared = SHARED_DATA / "rt-polarity"
     cache = _online(monkeypatch, tmp_path)
     monkeypatch.setenv("HANDSON_OFFLINE", "1")
     cache.mkdir()
