@@ -75,16 +75,18 @@ def glue(key: str, value, fmt: str | None = None):
     return value
 
 
-def expect(condition, claim: str) -> bool:
-    """Check a conclusion of the text; raise ``ClaimError`` at cpu/gpu scale if it is false."""
+def expect(condition, claim: str) -> None:
+    """Check a conclusion of the text; raise ``ClaimError`` at cpu/gpu scale if it is false.
+
+    Returns nothing, so a cell may end with it without echoing a value."""
     if not isinstance(claim, str) or not claim.strip():
         raise ValueError("expect() needs the claim as a sentence, e.g. expect(a > b, 'A beats B')")
     holds = bool(condition)
     if holds:
         print(f"claim holds: {claim}")
-        return True
+        return None
     if scale.current() == "smoke":
         print(f"claim not supported at smoke scale (tiny data; not asserted): {claim}")
-        return False
+        return None
     raise ClaimError(f"The text says: {claim!r}, but this run does not support it. "
                      "Change the text (or the experiment) before publishing.")
