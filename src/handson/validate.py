@@ -81,8 +81,11 @@ def caller(depth: int = 1) -> str:
 
 def _fail(value, name: str, func: str | None, expected: str, *, type_error: bool = False,
           hint: str = ""):
-    where = f"{func}({name}={describe(value, 30)})" if func else name
-    message = f"{where}: expected {expected}, got {describe(value)}"
+    shown = describe(value)
+    short = shown if len(shown) <= 30 and not isinstance(value, (torch.Tensor, np.ndarray)) \
+        else "..."
+    where = f"{func}({name}={short})" if func else name
+    message = f"{where}: expected {expected}, got {shown}"
     if hint:
         message += f"; {hint}"
     raise (ArgumentTypeError if type_error else ValueError)(message)
@@ -254,7 +257,7 @@ def tensor(value, name: str, func: str | None = None, *, ndim: int | Iterable[in
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if value.dim() not in allowed:
             dims = " or ".join(str(d) for d in allowed)
-            _fail(value, name, func, f"{what} with {dims} dimensions")
+            _fail(value, name, func, f"{what} with {dims} dimension{'' if allowed == (1,) else 's'}")
     if min_ndim is not None and value.dim() < min_ndim:
         _fail(value, name, func, f"{what} with at least {min_ndim} dimensions")
     return value
