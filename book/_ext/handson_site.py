@@ -5,9 +5,12 @@
   twice is a SyntaxError in every page's console).
 * Adds the book's stylesheet (``assets/handson.css``: no duplicate header, CJK font
   stack for the glossary, scrollable wide equations and outputs).
+* Numbers exercises and figures within their chapter ("Exercise 5.4"), from the chapter
+  number in the notebook's file name, instead of running on across the book.
 * Gives the Jupyter widget manager the MathJax 2 entry point it calls
   (``MathJax.Hub.Queue``), forwarding to MathJax 3's ``typesetPromise``.
 """
+import re
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -55,12 +58,30 @@ def _page_context(app, pagename, templatename, context, doctree):
             context[name][:] = _dedupe(context[name])  # in place: later handlers append to it
 
 
+CHAPTER = re.compile(r"(?:^|/)(\d+)_[^/]*$")
+
+
+def _chapter_relative_numbers(app, env):
+    """Renumber every enumerable (exercise, figure, table, code block) as (chapter, k)."""
+    for docname, by_type in getattr(env, "toc_fignumbers", {}).items():
+        match = CHAPTER.search(docname)
+        if not match:
+            continue
+        chapter = int(match.group(1))
+        for ids in by_type.values():
+            for k, (node_id, _) in enumerate(sorted(ids.items(), key=lambda item: item[1]), 1):
+                ids[node_id] = (chapter, k)
+    return []
+
+
 def _add_static(app):
     app.config.html_static_path.append(str(ASSETS))
 
 
 def setup(app):
     app.connect("builder-inited", _add_static)
+    # after Sphinx's own TocTreeCollector has assigned the book-wide numbers
+    app.connect("env-get-updated", _chapter_relative_numbers, priority=900)
     app.add_css_file("handson.css")
     app.add_js_file(None, body=MATHJAX2_SHIM, priority=999)
     # early: html-page-context stops at the first handler that returns a template name
