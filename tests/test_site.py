@@ -252,6 +252,10 @@ def test_every_chapter_page_renders_maths_outputs_and_collapsed_solutions(site, 
         f"{page_name}: every exercise needs a <details> solution"
     assert layout["openSolutions"] == 0 and layout["hiddenSolutionText"], \
         f"{page_name}: a solution is visible before the reader opens it"
+    chapter = int(re.search(r"/(\d+)_", page_name).group(1))
+    numbers = re.findall(r'<span class="caption-number">Exercise ([\d.]+)', dom)
+    assert numbers and all(n.startswith(f"{chapter}.") for n in numbers), \
+        f"{page_name}: exercises must be numbered within the chapter ({chapter}.k), got {sorted(set(numbers))}"
 
 
 def test_search_page_finds_a_term(site, browser):
