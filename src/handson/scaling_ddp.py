@@ -37,13 +37,19 @@ N_TRAIN = 1280          # a multiple of every global batch we use, so no batch i
 
 def init() -> torch.device:
     """Join the process group torchrun describes in the environment; return this rank's device."""
-    cuda = torch.cuda.is_available()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    cuda = use_gpus()
     if cuda:
         torch.cuda.set_device(local_rank)
     if "RANK" in os.environ and not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=60))
     return torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+
+
+def use_gpus() -> bool:
+    """One GPU per process if there are enough of them (else CPU processes and gloo)."""
+    need = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return torch.cuda.is_available() and torch.cuda.device_count() >= need
 
 
 def rank() -> int:
@@ -282,7 +288,7 @@ def task_accelerate(args, device) -> dict:
     """The fit recipe written with Accelerate's API: ``prepare`` wraps model, optimizer, loader."""
     from accelerate import Accelerator
     from torch.utils.data import DataLoader, TensorDataset
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=not use_gpus())
     w = accelerator.num_processes
     xt, yt, _, _ = digits()
     loader = DataLoader(TensorDataset(xt, yt), batch_size=args.global_batch // w)
