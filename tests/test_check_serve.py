@@ -68,3 +68,15 @@ def test_payloads_are_what_the_real_server_rejects():
         codes = [client.post("/predict", content=body.encode()).status_code for body in check.PAYLOADS]
     assert {i for i, code in enumerate(codes) if 400 <= code < 500} == check._must_reject()
     assert all(code in (200, 400, 413, 422) for code in codes)
+
+
+def test_window_cost(capsys):
+    from handson import compress
+    load = {0: {"p99_ms": 100.0, "requests_per_s": 50.0}, 5: {"p99_ms": 115.0, "requests_per_s": 80.0},
+            25: {"p99_ms": 140.0, "requests_per_s": 95.0}}
+    right = compress.cost_per_million(80.0, 0.05)
+    assert verdict(capsys, check.window_cost, right, load, 0.05)[0]
+    assert verdict(capsys, check.window_cost, round(right, 5), load, 0.05)[0]
+    for wrong in [compress.cost_per_million(95.0, 0.05), compress.cost_per_million(50.0, 0.05), None, "0.17"]:
+        ok, out = verdict(capsys, check.window_cost, wrong, load, 0.05)
+        assert not ok and f"{right:.3f}" not in out

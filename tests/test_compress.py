@@ -177,3 +177,14 @@ def test_latency_and_cost_helpers():
         compress.cost_per_million(0, 1.0)
     with pytest.raises(ValueError):
         compress.median_latency_ms(lambda: None, repeats=0)
+
+
+def test_onnx_export_of_a_sequential_model_whose_argument_has_another_name(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(4 * 8 * 8, 5)).eval()
+    path = compress.export_onnx(model, (torch.randn(2, 3, 8, 8),), tmp_path / "seq.onnx",
+                                input_names=["images"], dynamic={"images": {0: "batch"}})
+    x = torch.randn(7, 3, 8, 8)
+    got = compress.onnx_session(path).run(None, {"images": x.numpy()})[0]
+    with torch.no_grad():
+        assert np.max(np.abs(got - model(x).numpy())) < 1e-5

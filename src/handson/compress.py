@@ -90,8 +90,10 @@ def export_onnx(model: torch.nn.Module, example_inputs: tuple, path, *, input_na
         dims = {}
         for axis_name in {a for axes in dynamic.values() for a in axes.values()}:
             dims[axis_name] = batch if axis_name == "batch" else torch.export.Dim(axis_name, min=2, max=4096)
-        dynamic_shapes = {name: ({axis: dims[a] for axis, a in dynamic[name].items()} if name in dynamic else None)
-                          for name in input_names}
+        # a tuple in the order of the inputs: the forward's own argument names may differ
+        # from the names the ONNX graph gives its inputs (nn.Sequential calls it `input`)
+        dynamic_shapes = tuple({axis: dims[a] for axis, a in dynamic[name].items()} if name in dynamic else None
+                               for name in input_names)
     import warnings
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

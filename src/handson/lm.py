@@ -10,9 +10,10 @@ Everything chapter 7 builds and later chapters may reuse:
 * :class:`LSTMLanguageModel` -- ``Embedding -> LSTM -> Linear``, a recurrent language model.
 * :class:`GPT` -- a decoder-only Transformer: token + learned position embeddings, pre-norm
   blocks with causal multi-head self-attention (the blocks are
-  :class:`handson.attention.TransformerEncoderBlock` with ``norm_first=True`` given a
-  :func:`handson.attention.causal_mask`), a final LayerNorm and an output layer that shares its
-  weight with the token embedding (weight tying).
+  :class:`handson.attention.TransformerEncoderBlock` with ``norm_first=True`` whose attention is
+  a :class:`CausalSelfAttention`: the same maths as a :func:`handson.attention.causal_mask`, passed
+  as ``is_causal=True`` so fused kernels can run), a final LayerNorm and an output layer that
+  shares its weight with the token embedding (weight tying).
 * :func:`sample_next` -- temperature and top-k sampling of one token from logits.
 * :func:`window_loader`, :func:`fit_lm` -- batches of windows, and language-model training
   through the book's one training loop :func:`handson.train.fit` (AdamW, warmup + cosine
@@ -34,12 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
-from .attention import LayerNorm, TransformerEncoderBlock, causal_mask
+from .attention import LayerNorm, MultiHeadAttention, TransformerEncoderBlock, causal_mask
+from . import models as _models
+from . import validate as _v
+from .optim import weight_decay_groups
 from .train import fit
 
 __all__ = [
     "CharTokenizer", "split_by_position", "CharWindows", "lm_loss", "nats_to_bits", "bits_to_nats",
-    "perplexity", "sample_next", "LSTMLanguageModel", "GPT", "window_loader", "fit_lm",
+    "perplexity", "sample_next", "LSTMLanguageModel", "CausalSelfAttention", "GPT", "window_loader", "fit_lm",
     "count_parameters", "gpt_num_parameters", "lstm_num_parameters", "gpt_flops_per_token",
     "training_flops",
 ]
@@ -144,8 +148,7 @@ class CharWindows(Dataset):
     def __init__(self, data: torch.Tensor, block_size: int, stride: int = 1):
         _check_tokens(data)
         for name, value in (("block_size", block_size), ("stride", stride)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            _v.positive_int(value, name, _v.caller())
         if len(data) < block_size + 1:
             raise ValueError(f"the data has {len(data)} tokens; a window needs block_size + 1 = "
                              f"{block_size + 1}")
@@ -190,10 +193,22 @@ def bits_to_nats(loss_bits):
 
 
 def perplexity(loss_nats):
-    """``exp(loss)`` for a loss in nats per token (= ``2 ** bits``): the effective number of choices."""
+    """``exp(loss)`` for a loss in nats per token (= ``2 ** bits``): the effective number of choices.
+
+    A cross-entropy in nats is never negative, so a negative loss is an error (it is usually
+    a log-probability passed without its minus sign).
+    """
+    if isinstance(loss_nats, torch.Tensor) and loss_nats.numel() != 1:
+        if bool((loss_nats < 0).any()):
+            raise ValueError(f"perplexity(loss_nats=...): expected losses >= 0 (cross-entropy in "
+                             f"nats), got a minimum of {float(loss_nats.min()):g}; a negative "
+                             f"value is a log-probability: negate it")
+        return torch.exp(loss_nats)
+    value = _v.number(loss_nats, "loss_nats", "perplexity", low=0.0, finite=False,
+                      what="a loss >= 0 in nats per token (a cross-entropy is never negative)")
     if isinstance(loss_nats, torch.Tensor):
         return torch.exp(loss_nats)
-    return math.exp(loss_nats)
+    return math.exp(value)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -208,8 +223,7 @@ def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
         raise ValueError(f"logits must be (batch, vocab), got shape {tuple(logits.shape)}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be None or a positive int, got {top_k!r}")
+    top_k = _v.positive_int(top_k, "top_k", "sample_next", allow_none=True)
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits.float() / temperature
@@ -233,8 +247,7 @@ def _check_idx(idx, vocab_size: int) -> None:
 
 
 def _check_max_new_tokens(n) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"max_new_tokens must be an int >= 0, got {n!r}")
+    _v.nonnegative_int(n, "max_new_tokens", _v.caller())
 
 
 def _check_prompt(idx, max_new_tokens, vocab_size: int) -> None:
@@ -260,8 +273,7 @@ class LSTMLanguageModel(nn.Module):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("n_embd", n_embd),
                             ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            _v.positive_int(value, name, _v.caller())
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, n_embd)
         self.lstm = nn.LSTM(n_embd, hidden_size, num_layers, batch_first=True,
@@ -296,6 +308,41 @@ class LSTMLanguageModel(nn.Module):
         return idx
 
 
+class CausalSelfAttention(MultiHeadAttention):
+    """Multi-head self-attention in which position ``i`` sees positions ``j <= i`` only.
+
+    The same weights and maths as :class:`handson.attention.MultiHeadAttention` given
+    ``causal_mask(T)``, but the mask is passed as ``is_causal=True`` to
+    ``F.scaled_dot_product_attention``: knowing the pattern (rather than reading a ``(T, T)``
+    boolean tensor) lets PyTorch pick its fused flash / memory-efficient kernels, which skip
+    the masked half. It takes no ``mask``; with ``need_weights=True`` (to look at the weights)
+    it builds the explicit causal mask and runs the unfused path.
+    """
+
+    def forward(self, query, key, value, mask=None, need_weights: bool = True,
+                average_weights: bool = True):
+        if mask is not None:
+            raise ValueError("CausalSelfAttention applies the causal mask itself; pass mask=None")
+        if not (isinstance(query, torch.Tensor) and query.dim() == 3
+                and query.shape == getattr(key, "shape", None) == getattr(value, "shape", None)):
+            shapes = [tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                      for x in (query, key, value)]
+            raise ValueError(f"causal self-attention needs query, key and value of one shape "
+                             f"(batch, time, {self.embed_dim}), got {shapes}")
+        if need_weights:
+            return super().forward(query, key, value, causal_mask(query.shape[1], query.device),
+                                   need_weights=True, average_weights=average_weights)
+        if query.shape[-1] != self.embed_dim:
+            raise ValueError(f"the inputs must have {self.embed_dim} features, got "
+                             f"{query.shape[-1]}")
+        q = self.split_heads(self.W_q(query))             # (B, h, T, d_k)
+        k = self.split_heads(self.W_k(key))
+        v = self.split_heads(self.W_v(value))
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        return self.W_o(self.merge_heads(out)), None      # (B, T, E)
+
+
 class GPT(nn.Module):
     """A decoder-only Transformer language model (GPT-2 style, small).
 
@@ -309,8 +356,7 @@ class GPT(nn.Module):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("block_size", block_size),
                             ("n_layer", n_layer), ("n_head", n_head), ("n_embd", n_embd)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            _v.positive_int(value, name, _v.caller())
         if n_embd % n_head:
             raise ValueError(f"n_embd ({n_embd}) must be divisible by n_head ({n_head})")
         self.vocab_size, self.block_size = vocab_size, block_size
@@ -322,10 +368,11 @@ class GPT(nn.Module):
             TransformerEncoderBlock(n_embd, n_head, 4 * n_embd, dropout=dropout, norm_first=True,
                                     activation="gelu")
             for _ in range(n_layer))
+        for block in self.blocks:                               # causal via is_causal=True
+            block.attention = CausalSelfAttention(n_embd, n_head, dropout=dropout)
         self.norm = LayerNorm(n_embd)
         self.head = nn.Linear(n_embd, vocab_size, bias=False)
         self.head.weight = self.token_embedding.weight          # weight tying: one (V, d) matrix
-        self.register_buffer("mask", causal_mask(block_size), persistent=False)
         self.apply(self._init_weights)
         # GPT-2: scale the init of the projections that write into the residual stream
         for block in self.blocks:
@@ -347,9 +394,8 @@ class GPT(nn.Module):
                              f"context to the last {self.block_size} tokens")
         pos = torch.arange(T, device=idx.device)
         x = self.dropout(self.token_embedding(idx) + self.position_embedding(pos))   # (B, T, d)
-        mask = self.mask[:T, :T]                                                     # (T, T)
         for block in self.blocks:
-            x = block(x, mask)                                                       # (B, T, d)
+            x = block(x)                                  # (B, T, d); the attention is causal
         return self.head(self.norm(x))                                               # (B, T, V)
 
     @torch.no_grad()
@@ -382,21 +428,18 @@ def window_loader(data: torch.Tensor, block_size: int, batch_size: int, *, shuff
     * ``shuffle=False`` (evaluation): non-overlapping windows in order, covering the text once;
       ``num_windows`` keeps that many of them, evenly spaced over the text (a cheaper estimate).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = _v.positive_int(batch_size, "batch_size", "window_loader")
     if shuffle:
         windows = CharWindows(data, block_size, stride=1)
         if num_batches is None:
             num_batches = max(len(windows) // batch_size, 1)
-        if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
-            raise ValueError(f"num_batches must be a positive int, got {num_batches!r}")
+        num_batches = _v.positive_int(num_batches, "num_batches", "window_loader")
         sampler = RandomSampler(windows, replacement=True, num_samples=num_batches * batch_size,
                                 generator=torch.Generator().manual_seed(seed))
         return DataLoader(windows, batch_size=batch_size, sampler=sampler)
     windows = CharWindows(data, block_size, stride=block_size)
     if num_windows is not None:
-        if isinstance(num_windows, bool) or not isinstance(num_windows, int) or num_windows < 1:
-            raise ValueError(f"num_windows must be None or a positive int, got {num_windows!r}")
+        num_windows = _v.positive_int(num_windows, "num_windows", "window_loader", allow_none=True)
         if num_windows < len(windows):
             keep = torch.linspace(0, len(windows) - 1, num_windows).round().long().tolist()
             windows = Subset(windows, keep)
@@ -475,11 +518,12 @@ def fit_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, *
       tokens actually processed, counted as the model is called) next to ``fit``'s ``epoch``,
       ``train_loss``, ``val_loss``, ``lr`` and ``time_s``.
     """
-    for name, value in (("max_steps", max_steps), ("eval_every", eval_every)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if time_budget_s is not None and not time_budget_s > 0:
-        raise ValueError(f"time_budget_s must be None or > 0 seconds, got {time_budget_s!r}")
+    max_steps = _v.positive_int(max_steps, "max_steps", "fit_lm")
+    eval_every = _v.positive_int(eval_every, "eval_every", "fit_lm")
+    time_budget_s = _v.positive_number(time_budget_s, "time_budget_s", "fit_lm", allow_none=True)
+    lr = _v.positive_number(lr, "lr", "fit_lm")
+    warmup_steps = _v.nonnegative_int(warmup_steps, "warmup_steps", "fit_lm")
+    weight_decay = _v.nonnegative_number(weight_decay, "weight_decay", "fit_lm")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     min_lr = lr / 10 if min_lr is None else min_lr
@@ -489,10 +533,7 @@ def fit_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, *
     train_loader = _UntilDone(window_loader(train_data, block_size, batch_size, shuffle=True,
                                             num_batches=max_steps, seed=seed), budget)
     val_loader = window_loader(val_data, block_size, batch_size, num_windows=eval_windows)
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=lr, betas=betas)
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, weight_decay), lr=lr, betas=betas)
     floor = min_lr / lr
 
     def lr_factor(_step: int) -> float:
@@ -518,9 +559,14 @@ def fit_lm(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, *
 
 
 # --------------------------------------------------------------------------- counting
-def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of distinct parameters (a tied weight counts once, as ``model.parameters()`` does)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of distinct parameters (a tied weight counts once, as ``model.parameters()`` does).
+
+    The same function as :func:`handson.models.count_parameters` (and
+    :func:`handson.vision.count_params`): every parameter by default, only those with
+    ``requires_grad`` with ``trainable_only=True``.
+    """
+    return _models.count_parameters(model, trainable_only)
 
 
 def gpt_num_parameters(vocab_size: int, block_size: int, n_layer: int, n_embd: int,

@@ -28,6 +28,9 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch
 
+from . import optim as _optim
+from . import validate as _v
+
 __all__ = [
     "tokenize_dataset", "LengthGroupedBatches", "make_loader", "text_loaders", "token_lengths",
     "sort_by_length", "mean_pool", "encode_features", "classification_metrics",
@@ -50,8 +53,8 @@ def _check_tokenizer(tokenizer) -> None:
 
 
 def _check_max_len(max_len, tokenizer=None) -> int:
-    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 2:
-        raise ValueError(f"max_len must be an int >= 2 (room for [CLS] and [SEP]), got {max_len!r}")
+    max_len = _v.integer(max_len, "max_len", _v.caller(), low=2,
+                         what="an int >= 2 (room for [CLS] and [SEP])")
     limit = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
     if limit is not None and limit < 100_000 and max_len > limit:
         raise ValueError(f"max_len={max_len} is longer than the model's {limit} positions; "
@@ -60,9 +63,7 @@ def _check_max_len(max_len, tokenizer=None) -> int:
 
 
 def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+    return _v.positive_int(value, name, _v.caller())
 
 
 def _check_columns(dataset, *columns) -> None:
@@ -349,8 +350,9 @@ def training_steps(num_examples: int, batch_size: int, epochs: int = 1, warmup_r
     """``(total optimizer steps, warmup steps)`` for a run, counted as the HF ``Trainer`` does.
 
     Batches per epoch are ``ceil(num_examples / batch_size)`` (``floor`` with ``drop_last``);
-    with gradient accumulation an update happens every ``grad_accum`` batches,
-    ``max(batches // grad_accum, 1)`` updates per epoch. Warmup is
+    with gradient accumulation an update happens every ``grad_accum`` batches and a last,
+    shorter group of batches is still an update: ``ceil(batches / grad_accum)`` updates per
+    epoch (``Trainer.set_initial_training_values`` in transformers 5). Warmup is
     ``ceil(warmup_ratio * total)`` steps.
     """
     num_examples = _check_positive_int("num_examples", num_examples)
@@ -363,7 +365,7 @@ def training_steps(num_examples: int, batch_size: int, epochs: int = 1, warmup_r
     if batches == 0:
         raise ValueError(f"drop_last with {num_examples} examples < batch_size {batch_size} "
                          "leaves no batch at all")
-    total = max(batches // grad_accum, 1) * epochs
+    total = max(math.ceil(batches / grad_accum), 1) * epochs     # the Trainer's count
     return total, math.ceil(warmup_ratio * total)
 
 
@@ -372,38 +374,24 @@ def linear_warmup_factor(step: int, warmup_steps: int, total_steps: int) -> floa
 
     .. math:: f(t) = t / W \ (t < W), \qquad f(t) = \max\bigl(0, (T - t) / (T - W)\bigr) \ (t \ge W)
 
-    the schedule of ``transformers.get_linear_schedule_with_warmup``.
+    the schedule of ``transformers.get_linear_schedule_with_warmup``: it is
+    :func:`handson.optim.warmup_linear_lr` with ``base_lr=1`` (one implementation).
     """
-    if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got "
-                         f"warmup_steps={warmup_steps}, total_steps={total_steps}")
-    if step < warmup_steps:
-        return step / max(1, warmup_steps)
-    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+    return _optim.warmup_linear_lr(step, 1.0, warmup_steps, total_steps)
 
 
 def adamw_param_groups(model: torch.nn.Module, weight_decay: float = 0.01) -> list[dict]:
     """Two parameter groups for AdamW: weight decay on weight matrices only.
 
     Biases and LayerNorm weights get no decay (the BERT recipe, and what the HF
-    ``Trainer`` does); frozen parameters (``requires_grad=False``) are left out.
+    ``Trainer`` does); frozen parameters (``requires_grad=False``) are left out. The rule is
+    the book's one rule, :func:`handson.optim.decays` (vectors, ``p.dim() < 2``, get no decay),
+    shared with :func:`handson.lm.fit_lm`.
     """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    norm_params = {id(p) for m in model.modules() if isinstance(m, torch.nn.LayerNorm)
-                   for p in m.parameters(recurse=False)}
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        lowered = name.lower()
-        if id(p) in norm_params or "bias" in lowered or "layernorm" in lowered or "norm." in lowered:
-            no_decay.append(p)
-        else:
-            decay.append(p)
-    if not decay and not no_decay:
+    groups = _optim.weight_decay_groups(model, weight_decay)
+    if not groups[0]["params"] and not groups[1]["params"]:
         raise ValueError("the model has no trainable parameters (all requires_grad=False)")
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return groups
 
 
 def optimizer_and_scheduler(model: torch.nn.Module, lr: float, total_steps: int, warmup_steps: int,
@@ -412,8 +400,8 @@ def optimizer_and_scheduler(model: torch.nn.Module, lr: float, total_steps: int,
 
     Step the scheduler once per optimizer step (:func:`handson.train.fit` does).
     """
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r} (BERT fine-tuning uses 1e-5 .. 1e-4)")
+    _v.number(lr, "lr", "optimizer_and_scheduler", low=0, low_open=True,
+              what="a positive number (BERT fine-tuning uses 1e-5 .. 1e-4)")
     if total_steps < 1 or not 0 <= warmup_steps <= total_steps:
         raise ValueError(f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, got "
                          f"warmup_steps={warmup_steps}, total_steps={total_steps}; compute them "

@@ -127,5 +127,19 @@ def describe_payloads() -> str:
     return "\n".join(lines)
 
 
-__all__ = ["int8_scale_zero_point", "batch_latency", "kd_loss", "rejected_payloads", "describe_payloads",
+__all__ = ["int8_scale_zero_point", "batch_latency", "kd_loss", "rejected_payloads", "describe_payloads", "window_cost",
            "PAYLOADS"]
+
+
+def window_cost(answer, load: dict, price_per_core_hour: float, slack: float = 0.2) -> bool:
+    """Dollars per million requests at the fastest window whose p99 is within ``slack`` of the lowest."""
+    from ..compress import cost_per_million
+    limit = (1 + slack) * min(r["p99_ms"] for r in load.values())
+    allowed = [w for w, r in load.items() if r["p99_ms"] <= limit]
+    pick = max(allowed, key=lambda w: load[w]["requests_per_s"])
+    expected = cost_per_million(load[pick]["requests_per_s"], price_per_core_hour)
+    return close(answer, expected, rtol=1e-3, atol=0, label="cost at the allowed window",
+                 nudge="the latency promise rules some windows out; among the rest, the cheapest is the "
+                       "one that serves the most requests per second",
+                 hint="keep only the windows whose p99 is at most 1.2 times the lowest p99, take the one "
+                      "with the highest requests_per_s, and price its throughput")
