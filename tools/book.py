@@ -139,7 +139,8 @@ def test(args) -> int:
     env = {"HANDSON_SCALE": "smoke", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "MPLBACKEND": "agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1", **OFFLINE_ENV}
     started = time.time()
-    cmd = [PY, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+    # --nbval-lax --nbval-current-env -p no:cacheprovider come from pyproject.toml (addopts)
+    cmd = [PY, "-m", "pytest",
            "--durations=15", *(args.pytest_args or ["tests", "notebooks"])]
     say("$ " + " ".join(map(str, cmd)))
     code = subprocess.run([str(c) for c in cmd], cwd=ROOT, env={**os.environ, **env}).returncode
