@@ -221,3 +221,21 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "python3 tools/book.py test" in readme and "python3 tools/book.py build" in readme
     assert "python3 tools/book.py test" in (ROOT / ".ci" / "run").read_text()
+
+
+UNNUMBERED = {"Summary", "Exercises", "Provenance"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_sections_are_numbered_within_the_chapter(path):
+    chapter = int(path.name.split("_")[0])
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for title in re.findall(r"^## (.+)$", cell.source, flags=re.M):
+            if title in UNNUMBERED:
+                continue
+            assert re.match(rf"{chapter}\.\d+ \S", title), (
+                f"{path.name}: section '## {title}' must be numbered '{chapter}.k Title' "
+                "(or be Summary / Exercises / Provenance)")
