@@ -153,6 +153,33 @@ def test_gpt_is_causal():
     assert not torch.allclose(a[:, 5:], b[:, 5:], atol=1e-4)
 
 
+def test_gpt_is_causal_path_equals_the_explicit_mask_path():
+    """GPT's attention passes is_causal=True; the maths is the boolean causal_mask's."""
+    from handson.attention import MultiHeadAttention, causal_mask
+    torch.manual_seed(1)
+    model = tiny_gpt(block_size=12, n_layer=3, n_head=4, n_embd=32).eval()
+    assert all(isinstance(b.attention, lm.CausalSelfAttention) for b in model.blocks)
+    idx = torch.randint(0, V, (3, 12))
+    for T in (1, 5, 12):
+        x = model.token_embedding(idx[:, :T]) + model.position_embedding(torch.arange(T))
+        for block in model.blocks:                                # the explicit-mask block
+            h = block.norm1(x)
+            x = x + MultiHeadAttention.forward(block.attention, h, h, h, causal_mask(T),
+                                               need_weights=False)[0]
+            x = x + block.ffn(block.norm2(x))
+        with torch.no_grad():
+            assert torch.allclose(model(idx[:, :T]), model.head(model.norm(x)), atol=1e-6, rtol=0)
+    attn = model.blocks[0].attention
+    h = torch.randn(2, 6, 32)
+    out, weights = attn(h, h, h)                                  # weights: explicit mask path
+    assert torch.allclose(out, attn(h, h, h, need_weights=False)[0], atol=1e-6)
+    assert torch.equal(weights > 0, causal_mask(6).expand(2, 6, 6))
+    with pytest.raises(ValueError, match="mask=None"):
+        attn(h, h, h, causal_mask(6))
+    with pytest.raises(ValueError, match="one shape"):
+        attn(h, h[:, :3], h[:, :3], need_weights=False)
+
+
 def test_gpt_input_validation():
     model = tiny_gpt()
     with pytest.raises(ValueError, match="exceeds block_size"):
