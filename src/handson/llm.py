@@ -765,6 +765,8 @@ def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperatu
             if return_logits:
                 steps.append(logits.float())
             if timings is not None:
+                if idx.is_cuda:
+                    torch.cuda.synchronize()
                 timings.append(time.perf_counter() - started)
     finally:
         model.train(was_training)
