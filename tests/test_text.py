@@ -197,7 +197,7 @@ def test_most_confident_errors():
 def test_training_steps():
     assert text.training_steps(67_349, 32, 3, 0.06) == (6315, 379)
     assert text.training_steps(100, 32, 1, 0.1, drop_last=True) == (3, 1)
-    assert text.training_steps(100, 10, 2, 0.0, grad_accum=3) == (6, 0)
+    assert text.training_steps(100, 10, 2, 0.0, grad_accum=3) == (8, 0)   # ceil(10 / 3) * 2
     with pytest.raises(ValueError, match="warmup_ratio"):
         text.training_steps(100, 10, 1, 1.5)
     with pytest.raises(ValueError, match="no batch"):
