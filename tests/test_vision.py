@@ -338,3 +338,86 @@ def test_checkers_give_hints_without_raising(capsys):
     assert not cv.double_softmax_fix(lambda model: None)
     out = capsys.readouterr().out
     assert "PASS" not in out and out.count("hint:") >= 8
+
+
+# ----------------------------------------------------------------------------- cutout, layout
+
+def test_cutout_blanks_one_square_per_image():
+    x = torch.ones(64, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    out = vision.cutout(x, 8, generator=g)
+    zero = out == 0
+    assert torch.equal(zero[:, :1].expand_as(zero), zero)       # all channels of the square
+    per_image = zero[:, 0].sum(dim=(1, 2))
+    assert per_image.max() == 64 and per_image.min() >= 16      # 8x8, clipped at a border
+    rows, cols = zero[:, 0].any(dim=2), zero[:, 0].any(dim=1)    # one contiguous square
+    for r, c, count in zip(rows, cols, per_image):
+        assert int(r.sum()) * int(c.sum()) == int(count)
+    # fraction of zeroed pixels: mean clipped area of a centre uniform over the 32x32 pixels
+    big = vision.cutout(torch.ones(4000, 1, 32, 32), 8, torch.Generator().manual_seed(1))
+    side = torch.arange(32)
+    expected = ((torch.clamp(side + 4, max=32) - torch.clamp(side - 4, min=0)).float().mean()
+                ** 2 / 32 ** 2)
+    assert float((big == 0).float().mean()) == pytest.approx(float(expected), rel=0.03)
+    assert torch.equal(x, torch.ones_like(x))                   # the input is not modified
+
+
+def test_cutout_positions_are_random_and_seeded():
+    x = torch.ones(16, 3, 32, 32)
+    g = torch.Generator().manual_seed(0)
+    first, second = vision.cutout(x, 8, g), vision.cutout(x, 8, g)
+    assert not torch.equal(first, second)                       # new positions every call
+    assert torch.equal(first, vision.cutout(x, 8, torch.Generator().manual_seed(0)))
+    assert not torch.equal(first[0], first[1])                  # per image, not per batch
+    assert vision.cutout(x, 8, value=-1.0).min() == -1.0
+
+
+def test_cutout_size_zero_and_bad_input():
+    x = torch.randn(4, 3, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert vision.cutout(x, 0, g) is x and torch.equal(g.get_state(), state)   # no draw
+    with pytest.raises(ValueError, match="larger than"):
+        vision.cutout(x, 9)
+    with pytest.raises(ValueError, match="size"):
+        vision.cutout(x, -1)
+    with pytest.raises(TypeError, match="floating-point"):
+        vision.cutout(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), 4)
+    with pytest.raises(ValueError, match="batch"):
+        vision.cutout(torch.randn(3, 8, 8), 4)
+    with pytest.raises(TypeError, match="Generator"):
+        vision.cutout(x, 4, generator=0)
+
+
+def test_image_loader_cutout_channels_last_and_device_generator():
+    images = torch.randint(0, 256, (20, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.arange(20) % 4
+    kw = dict(batch_size=5, mean=[0.5] * 3, std=[0.25] * 3, train=True, device="cpu", seed=2)
+    plain = [x for x, _ in vision.ImageLoader(images, labels, **kw)]
+    cl = vision.ImageLoader(images, labels, channels_last=True, **kw)
+    assert cl.generator.device == torch.device("cpu")
+    cl_batches = [x for x, _ in cl]
+    assert all(x.is_contiguous(memory_format=torch.channels_last) for x in cl_batches)
+    assert all(torch.equal(a, b) for a, b in zip(plain, cl_batches))   # a layout only
+    cut = [x for x, _ in vision.ImageLoader(images, labels, cutout=6, **kw)]
+    # batch 1 has the same crops and flips (cutout draws after them); only the square differs
+    assert torch.equal(plain[0] != cut[0], (cut[0] == 0) & (plain[0] != 0))
+    assert all(((b == 0).all(dim=1).sum(dim=(1, 2)) >= 9).all() for b in cut)
+    # without training there is no cutout; the eval loader keeps images as they are
+    ev = vision.ImageLoader(images, labels, cutout=6, batch_size=5, mean=[0.5] * 3,
+                            std=[0.25] * 3, device="cpu")
+    assert not any(((x == 0).all(dim=1)).any() for x, _ in ev)
+    with pytest.raises(ValueError, match="cutout"):
+        vision.ImageLoader(images, labels, cutout=17, **kw)
+    with pytest.raises(ValueError, match="cutout"):
+        vision.ImageLoader(images, labels, cutout=-2, **kw)
+
+
+def test_augment_batch_keeps_channels_last_and_draws_on_the_generator_device():
+    x = torch.randn(6, 3, 12, 12).contiguous(memory_format=torch.channels_last)
+    out = vision.augment_batch(x, 2, True, torch.Generator(device="cpu").manual_seed(0))
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    ref = vision.augment_batch(x.contiguous(), 2, True, torch.Generator().manual_seed(0))
+    assert torch.equal(out, ref)
+    with pytest.raises(TypeError, match="Generator"):
+        vision.augment_batch(x, 2, True, generator="seed")

@@ -21,6 +21,7 @@ _SUBMODULES = {
     "scale", "device", "seed", "data", "models", "train", "metrics", "plot",
     "check", "provenance", "nn", "optim", "regularization", "attention",
     "vision", "text", "lm", "claims", "validate", "llm", "scaling", "serve", "compress",
+    "results",
 }
 
 __all__ = sorted(_SUBMODULES) + ["STARTED_AT", "__version__"]

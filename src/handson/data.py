@@ -424,8 +424,72 @@ def load_cifar10(split: str = "train", limit: int | None = None, seed: int = 0,
 
 # --------------------------------------------------------------------------- text
 
+class Table:
+    """A small column table with the part of ``datasets.Dataset``'s interface this book uses.
+
+    Where the ``datasets`` library is not installed (e.g. a bare GPU image), :func:`load_sst2`
+    returns one of these; :func:`handson.text.text_loaders`, ``tokenize_dataset``,
+    ``sort_by_length`` and ``make_loader`` work on it unchanged: ``len``, ``column_names``,
+    ``table["col"]`` (a list), ``table[i]`` (a row dict), ``select(indices)``,
+    ``map(fn, batched=True, remove_columns=...)`` and ``rename_column``.
+    """
+
+    def __init__(self, columns: dict[str, list]):
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"all columns need the same length, got "
+                             f"{ {k: len(v) for k, v in columns.items()} }")
+        self._columns = {k: list(v) for k, v in columns.items()}
+        self._n = lengths.pop() if lengths else 0
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self._columns)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._columns[key]
+        if isinstance(key, (int, np.integer)):
+            return {k: v[int(key)] for k, v in self._columns.items()}
+        raise TypeError(f"index a Table by a column name or a row number, got {key!r}")
+
+    def __iter__(self):
+        return (self[i] for i in range(self._n))
+
+    def select(self, indices) -> "Table":
+        idx = [int(i) for i in (indices.tolist() if hasattr(indices, "tolist") else indices)]
+        return Table({k: [v[i] for i in idx] for k, v in self._columns.items()})
+
+    def map(self, fn, batched: bool = False, remove_columns=None, batch_size: int = 1000,
+            desc: str | None = None) -> "Table":
+        if not batched:
+            raise ValueError("Table.map supports batched=True only")
+        drop = set(remove_columns or ())
+        new: dict[str, list] = {}
+        for start in range(0, self._n, batch_size):
+            batch = {k: v[start:start + batch_size] for k, v in self._columns.items()}
+            for k, v in dict(fn(batch)).items():
+                new.setdefault(k, []).extend(list(v))
+        kept = {k: v for k, v in self._columns.items() if k not in drop and k not in new}
+        return Table({**kept, **new})
+
+    def rename_column(self, old: str, new: str) -> "Table":
+        return Table({(new if k == old else k): v for k, v in self._columns.items()})
+
+    def __repr__(self) -> str:
+        return f"Table(columns={self.column_names}, num_rows={self._n})"
+
+
 def _text_dataset(sentences: list[str], labels: list[int], names: list[str]):
-    import datasets
+    """A ``datasets.Dataset`` (a :class:`Table` where the library is not installed)."""
+    try:
+        import datasets
+    except ImportError:
+        return Table({"sentence": sentences, "label": labels,
+                      "idx": list(range(len(sentences)))})
     features = datasets.Features({"sentence": datasets.Value("string"),
                                   "label": datasets.ClassLabel(names=names),
                                   "idx": datasets.Value("int32")})

@@ -171,23 +171,64 @@ def _predictions(logits: torch.Tensor) -> torch.Tensor:
 
 
 class _Tally:
-    """Running sums for one pass over a loader."""
+    """Running sums for one pass over a loader, kept on the device: nothing here waits for
+    the accelerator, the host reads them once, in :meth:`result` (and :meth:`check_finite`).
+
+    The loss sum is float64 (float32 on Apple GPUs, which have no float64): on a CPU it is the
+    same arithmetic as summing ``float(loss) * n`` in Python, so the numbers do not change.
+    """
 
     def __init__(self, keep: bool):
         self.loss, self.count, self.keep, self.has_loss = 0.0, 0, keep, False
         self.sync = _SYNC[0] and _is_distributed()   # sum over the ranks in result()
         self.preds: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] = []
+        self.first_bad = None        # device tensor: index of the first non-finite loss, or -1
+        self.steps = 0
 
     def add(self, loss, logits, targets):
         n = targets.numel() if isinstance(targets, torch.Tensor) else len(targets)
         if loss is not None:
-            self.loss += float(loss.detach()) * n
+            loss = loss.detach()
+            wide = torch.float32 if loss.device.type == "mps" else torch.float64
+            term = loss.to(wide) * n
+            self.loss = term if not self.has_loss else self.loss + term
             self.has_loss = True
         self.count += n
         if self.keep:
-            self.preds.append(_predictions(logits.detach()).reshape(-1).cpu())
-            self.targets.append(targets.detach().reshape(-1).cpu())
+            self.preds.append(_predictions(logits.detach()).reshape(-1))
+            self.targets.append(targets.detach().reshape(-1))
+
+    def watch(self, loss) -> None:
+        """Remember (on the device) the first step whose loss is not finite."""
+        bad = ~torch.isfinite(loss.detach())
+        if self.first_bad is None:
+            self.first_bad = torch.where(bad, 0, -1)
+        else:
+            self.first_bad = torch.where(bad & (self.first_bad < 0), self.steps, self.first_bad)
+        self.steps += 1
+
+    def check_finite(self, epoch: int | None, first_step: int) -> None:
+        """Raise FloatingPointError if a watched loss was nan/inf (one host read per epoch)."""
+        if self.first_bad is None:
+            return
+        bad = int(self.first_bad)
+        if bad < 0:
+            return
+        where = f"epoch {epoch}, " if epoch is not None else ""
+        last = first_step + self.steps - 1
+        raise FloatingPointError(
+            f"the loss became nan or inf in {where}global step {first_step + bad} (of steps "
+            f"{first_step}-{last}, checked once per epoch); lower the learning rate or clip "
+            f"gradients (grad_clip=1.0)")
+
+    def _host(self) -> None:
+        """Bring the device sums to the host (the one read of the epoch)."""
+        if isinstance(self.loss, torch.Tensor):
+            self.loss = float(self.loss)
+        if self.preds and self.preds[0].device.type != "cpu":
+            self.preds = [torch.cat(self.preds).cpu()]
+            self.targets = [torch.cat(self.targets).cpu()]
 
     def _all_ranks(self):
         """Sums and predictions of every rank: the metrics of the whole data set."""
@@ -206,6 +247,7 @@ class _Tally:
         self.sync = False
 
     def result(self, metrics: Mapping[str, Metric] | None, prefix: str) -> dict[str, float]:
+        self._host()
         if self.sync:
             self._all_ranks()
         out = {f"{prefix}loss": self.loss / max(self.count, 1)} if self.has_loss else {}
@@ -284,10 +326,16 @@ def _no_batches(name: str, func: str) -> ValueError:
 def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, device=None,
                 amp=None, grad_clip: float | None = None, metrics: Mapping[str, Metric] | None = None,
                 max_steps: int | None = None, channels_last: bool = False,
-                progress: bool = True, desc: str = "train", _bar=None) -> dict[str, float]:
+                progress: bool = True, desc: str = "train", _bar=None, _epoch=None,
+                _steps: list | None = None) -> dict[str, float]:
     """One pass over ``loader`` with gradient updates; returns ``{"train_loss", "train_<metric>", "lr"}``.
 
-    (``_bar`` is :func:`fit`'s single progress bar, advanced once per step instead of a bar per epoch.)
+    The step never waits for the accelerator: the loss, the predictions and a non-finite
+    check are accumulated on the device and read once, at the end of the pass (a nan/inf
+    loss raises ``FloatingPointError`` then, naming the step).
+    (``_bar`` is :func:`fit`'s single progress bar, advanced once per step instead of a bar per
+    epoch; ``_epoch`` and ``_steps``, fit's ``[steps done so far]``, name the epoch and the global
+    steps in errors.)
     """
     if _bar is None:                      # fit checks these once for the whole run
         _check_loader(loader, "loader", "train_epoch")
@@ -311,9 +359,7 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
         batch = _to(batch, device, channels_last)
         with context:
             loss, logits, targets = _forward(model, batch, loss_fn)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning "
-                                     "rate or clip gradients (grad_clip=1.0)")
+        tally.watch(loss)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -329,13 +375,17 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        tally.add(loss, logits.float(), targets)
+        tally.add(loss, logits, targets)
         bar.update(1)
-        if _bar is None:
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-    if _bar is None:
-        bar.close()
+    done_before = _steps[0] if _steps is not None else 0
+    if _steps is not None:
+        _steps[0] += tally.steps
+    tally.check_finite(_epoch, done_before + 1)
     out = tally.result(metrics, "train_")   # sums over all ranks first when distributed
+    if _bar is None:
+        if "train_loss" in out:
+            bar.set_postfix(loss=f"{out['train_loss']:.4f}", refresh=False)
+        bar.close()
     if _bar is None and tally.count == 0:
         raise _no_batches("loader", "train_epoch")
     out["lr"] = optimizer.param_groups[0]["lr"]
@@ -366,7 +416,7 @@ def evaluate(model, loader: Iterable, loss_fn=None, *, device=None, amp=None,
                 loss, logits = None, (out.logits if hasattr(out, "logits") else out)
             else:
                 loss, logits, targets = _forward(model, batch, loss_fn)
-        tally.add(loss, logits.float(), targets)
+        tally.add(loss, logits, targets)
     model.train(was_training)
     scores = tally.result(metrics, "")      # sums over all ranks first when distributed
     if tally.count == 0:
@@ -407,7 +457,8 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
         scheduler=None, device=None, amp=None, grad_clip: float | None = None, *,
         metrics: Mapping[str, Metric] | None = None, max_steps_per_epoch: int | None = None,
         channels_last: bool = False, callback: Callable | None = None,
-        progress: bool = True) -> dict[str, list]:
+        progress: bool = True, compile: bool = False,
+        cudnn_benchmark: bool | None = None) -> dict[str, list]:
     """Train ``model`` for ``epochs`` epochs; return the history as a dict of per-epoch lists.
 
     History keys: ``epoch``, ``train_loss``, ``train_<metric>``, ``val_loss``,
@@ -418,6 +469,12 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
     Bad arguments fail before any step: an empty loader, ``grad_clip`` that is not a positive
     number, ``metrics`` that is not a dict name -> function, or an optimizer built on another
     model's parameters.
+
+    Speed: no step waits for the accelerator (losses and predictions are summed on the device
+    and read once per epoch, when a nan/inf loss also raises); ``compile=True`` trains
+    ``torch.compile(model)`` (same parameters; worth it on a GPU for long runs);
+    ``cudnn_benchmark`` (default: on for CUDA) lets cuDNN time its convolution algorithms
+    once per input shape, for the duration of the call.
     """
     epochs = _v.positive_int(epochs, "epochs", "fit")
     grad_clip = _v.positive_number(grad_clip, "grad_clip", "fit", allow_none=True)
@@ -431,7 +488,26 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
     if callback is not None and not callable(callback):
         raise _v.ArgumentTypeError(f"fit(callback=...): expected a function (history, model) -> "
                                    f"bool or None, got {_v.describe(callback)}")
+    if not isinstance(compile, bool):
+        raise _v.ArgumentTypeError(f"fit(compile=...): expected True or False, got "
+                                   f"{_v.describe(compile)}")
     device = _device.resolve(device, "fit")
+    if cudnn_benchmark is None:
+        cudnn_benchmark = device.type == "cuda"
+    benchmark_before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+    try:
+        return _fit(model, train_loader, loss_fn, optimizer, epochs, val_loader, scheduler,
+                    device, amp, grad_clip, metrics, max_steps_per_epoch, channels_last,
+                    callback, progress, compile)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_before
+
+
+def _fit(model, train_loader, loss_fn, optimizer, epochs, val_loader, scheduler, device, amp,
+         grad_clip, metrics, max_steps_per_epoch, channels_last, callback, progress,
+         compile) -> dict[str, list]:
+    """:func:`fit` after its argument checks."""
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -444,7 +520,11 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
         train_loader = _shard_loader(train_loader, for_eval=False)
         if val_loader is not None:
             val_loader = _shard_loader(val_loader, for_eval=True)
+    run_model = torch.compile(model) if compile else model    # shares model's parameters
+    run_eval = run_model if not distributed else (torch.compile(eval_model) if compile
+                                                  else eval_model)
     history: dict[str, list] = {"epoch": []}
+    steps_done = [0]                # optimizer steps so far (names the steps in a nan/inf error)
     start = time.perf_counter()
     # one bar for the whole run (a bar per epoch would leave dozens of bars in a notebook)
     steps = len(train_loader) if hasattr(train_loader, "__len__") else None
@@ -454,16 +534,17 @@ def fit(model, train_loader: Iterable, loss_fn, optimizer, epochs: int, val_load
                disable=not progress or _rank() != 0)
     for epoch in _epochs(epochs, distributed, train_loader):
         row = {"epoch": epoch}
-        row.update(train_epoch(model, train_loader, loss_fn, optimizer, scheduler=scheduler,
+        row.update(train_epoch(run_model, train_loader, loss_fn, optimizer, scheduler=scheduler,
                                device=device, amp=amp, grad_clip=grad_clip, metrics=metrics,
                                max_steps=max_steps_per_epoch, channels_last=channels_last,
-                               progress=progress, _bar=bar))
+                               progress=progress, _bar=bar, _epoch=epoch,
+                               _steps=steps_done))
         if epoch == 1 and "train_loss" not in row:        # a loader without len() gave nothing
             bar.close()
             raise _no_batches("train_loader", "fit")
         if val_loader is not None:
-            scores = evaluate(eval_model, val_loader, loss_fn, device=device, amp=amp, metrics=metrics,
-                              channels_last=channels_last)
+            scores = evaluate(run_eval, val_loader, loss_fn, device=device, amp=amp,
+                              metrics=metrics, channels_last=channels_last)
             row.update({f"val_{k}": v for k, v in scores.items()})
         row["time_s"] = time.perf_counter() - start
         for key, value in row.items():

@@ -12,8 +12,9 @@ The pieces of the CNN chapter that later chapters (and readers) reuse:
   :class:`FastResNet` (a ResNet-9-style CIFAR network with batch norm);
 * data -- :func:`channel_stats`, :func:`cifar_transforms` (per-image
   ``torchvision.transforms.v2`` pipeline: random crop with padding, horizontal flip,
-  per-channel normalization), :func:`augment_batch` and :class:`ImageLoader` (the same
-  augmentation applied to whole batches on the training device, which keeps a GPU busy);
+  per-channel normalization), :func:`augment_batch`, :func:`cutout` and :class:`ImageLoader`
+  (the same augmentation applied to whole batches on the training device, random numbers
+  drawn there too, which keeps a GPU busy);
 * test-time augmentation -- :class:`FlipTTA` (average of the logits of an image and its
   mirror image);
 * training bookkeeping -- :func:`time_to_accuracy`;
@@ -392,6 +393,20 @@ def _check_uint8_images(images, name: str = "images") -> None:
                          f"be read as {c} channels); permute it: {name}.permute(0, 3, 1, 2)")
 
 
+def _check_generator(generator, func: str) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise _v.ArgumentTypeError(f"{func}(generator=...): expected a torch.Generator or None, "
+                                   f"got {_v.describe(generator)}")
+
+
+def _draw(fn, *args, generator, device):
+    """Random numbers from ``generator`` made on the generator's device (the device itself when
+    there is none), then moved to ``device``: with a generator on the images' device nothing is
+    copied and the host never waits."""
+    where = generator.device if generator is not None else device
+    return fn(*args, generator=generator, device=where).to(device, non_blocking=True)
+
+
 def augment_batch(x: torch.Tensor, padding: int = 4, flip: bool = True,
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Random crop (of the image padded by reflection) and random horizontal flip, per image.
@@ -399,26 +414,65 @@ def augment_batch(x: torch.Tensor, padding: int = 4, flip: bool = True,
     ``x``: float ``(N, C, H, W)`` on any device. Every image gets its own offsets
     ``(dy, dx)`` in ``[0, 2 * padding]`` and is mirrored with probability 1/2, the same
     distribution as ``v2.RandomCrop(H, padding, padding_mode="reflect")`` followed by
-    ``v2.RandomHorizontalFlip()``. The random numbers come from ``generator`` (on the CPU).
+    ``v2.RandomHorizontalFlip()``. The random numbers come from ``generator``, drawn on the
+    generator's device (give it one on ``x``'s device, ``torch.Generator(x.device)``, so that
+    no number crosses between host and device); without one, from the default generator of
+    ``x``'s device. The result keeps ``x``'s memory format (channels-last stays channels-last).
     """
     _check_images(x)
+    _check_generator(generator, "augment_batch")
     padding = _v.nonnegative_int(padding, "padding", "augment_batch")
     n, c, h, w = x.shape
     if padding >= min(h, w):
         raise ValueError(f"reflect padding needs padding < image size, got {padding} for {h}x{w}")
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     if padding > 0:
         padded = F.pad(x, (padding,) * 4, mode="reflect")                      # (N, C, H+2p, W+2p)
-        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
-        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        dy = _draw(torch.randint, 0, 2 * padding + 1, (n,), generator=generator, device=x.device)
+        dx = _draw(torch.randint, 0, 2 * padding + 1, (n,), generator=generator, device=x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]   # (N, 1, H, 1)
         cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]   # (N, 1, 1, W)
         batch = torch.arange(n, device=x.device)[:, None, None, None]
         chan = torch.arange(c, device=x.device)[None, :, None, None]
         x = padded[batch, chan, rows, cols]                                     # (N, C, H, W)
     if flip:
-        mirror = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
-        x = torch.where(mirror, x.flip(-1), x)
+        mirror = (_draw(torch.rand, n, generator=generator, device=x.device) < 0.5)
+        x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def cutout(x: torch.Tensor, size: int = 8, generator: torch.Generator | None = None,
+           value: float = 0.0) -> torch.Tensor:
+    """Cutout (DeVries & Taylor 2017): blank one random ``size x size`` square of every image.
+
+    ``x``: float ``(N, C, H, W)`` on any device (after normalization ``value=0`` is the mean
+    colour). Each image gets its own centre, uniform over all pixels; the square is clipped
+    at the border (so near an edge fewer than ``size**2`` pixels go), as in the paper's code.
+    All channels of the square are set to ``value``. ``size=0`` returns ``x`` unchanged and
+    draws no random numbers. The centres come from ``generator`` (see :func:`augment_batch`);
+    the whole operation is a few tensor operations on ``x``'s device, with no host sync.
+    """
+    _check_images(x)
+    _check_generator(generator, "cutout")
+    size = _v.nonnegative_int(size, "size", "cutout")
+    n, _, h, w = x.shape
+    if size > max(h, w):
+        raise ValueError(f"cutout: size {size} is larger than the {h}x{w} images; use a square "
+                         f"of at most {max(h, w)} pixels (the paper uses 8 on 32x32 CIFAR-10 "
+                         f"images, 16 for its ResNets)")
+    if size == 0 or n == 0:
+        return x
+    cy = _draw(torch.randint, 0, h, (n,), generator=generator, device=x.device)
+    cx = _draw(torch.randint, 0, w, (n,), generator=generator, device=x.device)
+    low_y, low_x = cy - size // 2, cx - size // 2           # square [low, low + size), clipped
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    in_rows = (rows[None, :] >= low_y[:, None]) & (rows[None, :] < low_y[:, None] + size)
+    in_cols = (cols[None, :] >= low_x[:, None]) & (cols[None, :] < low_x[:, None] + size)
+    square = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]          # (N, 1, H, W)
+    return x.masked_fill(square, value)
 
 
 class ImageLoader:
@@ -433,13 +487,19 @@ class ImageLoader:
 
     ``data``: an :class:`handson.data.ImageDataset` (its images and labels are used) or a
     uint8 ``(N, C, H, W)`` tensor with ``labels`` given. ``shuffle`` and ``drop_last``
-    default to ``train``. ``seed`` fixes the order and the augmentation of every epoch.
+    default to ``train``. ``seed`` fixes the order and the augmentation of every epoch; the
+    random numbers are drawn by a generator on ``device`` (on a CPU the same numbers as
+    ``torch.Generator().manual_seed(seed)``; on a GPU other ones, but no step waits for the host).
+    ``cutout``: with ``train=True``, blank a random ``cutout x cutout`` square of every image
+    after the crop and flip (:func:`cutout`; 0 = off). ``channels_last=True`` emits batches in
+    channels-last memory layout, so that :func:`handson.train.fit` with ``channels_last=True``
+    need not copy them again.
     """
 
     def __init__(self, data, labels=None, *, batch_size: int, mean: Sequence[float],
                  std: Sequence[float], train: bool = False, padding: int = 4, flip: bool = True,
                  shuffle: bool | None = None, drop_last: bool | None = None, device=None,
-                 seed: int = 0):
+                 seed: int = 0, cutout: int = 0, channels_last: bool = False):
         if labels is None:
             if not (hasattr(data, "images") and hasattr(data, "labels")):
                 raise ValueError("pass an ImageDataset, or a uint8 image tensor together with labels")
@@ -458,6 +518,10 @@ class ImageLoader:
             raise ValueError(f"std must be positive, got {std}")
         if train and padding >= min(data.shape[2], data.shape[3]):
             raise ValueError(f"padding must be smaller than the image, got {padding}")
+        cutout = _v.nonnegative_int(cutout, "cutout", "ImageLoader")
+        if cutout > max(data.shape[2], data.shape[3]):
+            raise ValueError(f"ImageLoader(cutout={cutout}): the square is larger than the "
+                             f"{data.shape[2]}x{data.shape[3]} images")
         from . import device as _device
         self.device = torch.device(device) if device is not None else _device.pick()
         self.images = data.to(self.device)
@@ -465,12 +529,13 @@ class ImageLoader:
         self.mean = torch.tensor(mean, device=self.device).reshape(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).reshape(1, -1, 1, 1)
         self.batch_size, self.train, self.padding, self.flip = batch_size, train, padding, flip
+        self.cutout, self.channels_last = cutout, bool(channels_last)
         self.shuffle = train if shuffle is None else bool(shuffle)
         self.drop_last = train if drop_last is None else bool(drop_last)
         if self.drop_last and len(data) < batch_size:
             raise ValueError(f"drop_last with {len(data)} images and batch_size {batch_size} gives "
                              "no batch at all; lower the batch size")
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def __len__(self) -> int:
         n = len(self.images)
@@ -481,12 +546,15 @@ class ImageLoader:
         x = (images.float() / 255 - self.mean) / self.std
         if self.train:
             x = augment_batch(x, self.padding, self.flip, self.generator)
+            x = cutout(x, self.cutout, self.generator)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def __iter__(self):
         n = len(self.images)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
+        order = torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle \
+            else torch.arange(n, device=self.device)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
             yield self.prepare(self.images[idx]), self.labels[idx]
@@ -502,6 +570,109 @@ def time_to_accuracy(history: dict, target: float, key: str = "val_accuracy") ->
         if value >= target:
             return float(seconds)
     return None
+
+
+# --------------------------------------------------------------------------- recipes
+# Chapter 5's two training recipes, shared by the notebook and ``tools/gpu.py`` (one code path:
+# every size comes from handson.scale.pick, so HANDSON_SCALE=smoke runs the same code tiny).
+
+
+def recipe(name: str) -> dict:
+    """The sizes and hyperparameters of one of chapter 5's recipes at the active scale.
+
+    ``"data"``: ``n_train`` (None = all 50,000), ``n_val`` (held out of them), ``n_test``
+    (None = all 10,000), ``eval_batch``. ``"small_cnn"``: the TensorFlow tutorial's baseline
+    (Adam 1e-3, no augmentation, 10 epochs at ``gpu`` scale). ``"fast_resnet"``: the ResNet-9
+    recipe after Page (2019): SGD with Nesterov momentum, warmup then linear decay, label
+    smoothing 0.2, crop + flip, at ``gpu`` scale width 64, batch 512, 24 epochs with an 8x8
+    cutout (Page's DAWNBench run) and ``torch.compile``, three seeds.
+    """
+    from . import scale
+    if name == "data":
+        return dict(n_train=scale.pick(smoke=1_000, cpu=20_000, gpu=None),
+                    n_val=scale.pick(smoke=200, cpu=2_000, gpu=2_000),
+                    n_test=scale.pick(smoke=500, cpu=None, gpu=None),
+                    eval_batch=scale.pick(smoke=250, cpu=500, gpu=1000))
+    if name == "small_cnn":
+        return dict(epochs=scale.pick(smoke=1, cpu=5, gpu=10),
+                    batch_size=scale.pick(smoke=64, cpu=128, gpu=32), lr=1e-3)
+    if name == "fast_resnet":
+        return dict(width=scale.pick(smoke=4, cpu=16, gpu=64),
+                    epochs=scale.pick(smoke=1, cpu=4, gpu=24),
+                    batch_size=scale.pick(smoke=64, cpu=128, gpu=512),
+                    peak_lr=scale.pick(smoke=0.2, cpu=0.2, gpu=0.4),
+                    weight_decay=5e-4, warmup_frac=0.2, label_smoothing=0.2,
+                    cutout=scale.pick(smoke=0, cpu=0, gpu=8),
+                    seeds=scale.pick(smoke=[0], cpu=[0], gpu=[0, 1, 2]),
+                    compile=scale.pick(smoke=False, cpu=False, gpu=True))
+    raise ValueError(f"recipe(name): expected 'data', 'small_cnn' or 'fast_resnet', got {name!r}")
+
+
+def fast_resnet_lr(step: int, peak: float, total: int, warmup_frac: float = 0.2) -> float:
+    """The fast ResNet's learning rate at ``step``: linear warmup to ``peak`` over the first
+    ``warmup_frac`` of ``total`` steps, then linear decay to 0 (``optim.warmup_linear_lr``)."""
+    from . import optim
+    return optim.warmup_linear_lr(min(step, total), peak, int(warmup_frac * total), total)
+
+
+def train_fast_resnet(train_set, val_set, mean, std, *, run_seed: int = 0,
+                      recipe_: dict | None = None, device=None, amp=None,
+                      max_steps: int | None = None, progress: bool = True, **changes):
+    """Train one seed of the fast ResNet recipe; return ``(net, history)`` (``train.fit``'s).
+
+    ``recipe_``: :func:`recipe` ``("fast_resnet")`` by default; ``changes`` override entries
+    (``width=8``, ``peak_lr=0.1``, ``cutout=8``, ...). ``max_steps`` caps the steps per epoch
+    (the schedule then spans the capped run). A fresh network and a fresh augmenting
+    :class:`ImageLoader` (seeded with ``run_seed``, channels-last) on ``device``.
+    """
+    from . import optim, seed as _seed, train as _train, metrics as _metrics
+    r = {**(recipe_ or recipe("fast_resnet")), **changes}
+    data = recipe("data")
+    device = torch.device(device) if device is not None else None
+    if device is None:
+        from . import device as _device
+        device = _device.pick()
+    _seed.set_seed(run_seed)
+    net = FastResNet(r["width"])
+    tr = ImageLoader(train_set, batch_size=r["batch_size"], mean=mean, std=std, train=True,
+                     shuffle=True, drop_last=True, device=device, seed=run_seed,
+                     cutout=r["cutout"], channels_last=True)
+    va = ImageLoader(val_set, batch_size=data["eval_batch"], mean=mean, std=std, device=device,
+                     channels_last=True)
+    steps = r["epochs"] * min(len(tr), max_steps or len(tr))
+    sgd = torch.optim.SGD(net.parameters(), lr=r["peak_lr"], momentum=0.9, nesterov=True,
+                          weight_decay=r["weight_decay"])
+    sched = optim.FunctionLR(sgd, lambda t: fast_resnet_lr(t, r["peak_lr"], steps,
+                                                           r["warmup_frac"]))
+    history = _train.fit(net, tr, nn.CrossEntropyLoss(label_smoothing=r["label_smoothing"]), sgd,
+                         r["epochs"], val_loader=va, scheduler=sched, device=device, amp=amp,
+                         channels_last=True, metrics={"accuracy": _metrics.accuracy},
+                         max_steps_per_epoch=max_steps, progress=progress,
+                         compile=r["compile"])
+    return net, history
+
+
+def train_small_cnn(train_set, val_set, mean, std, *, run_seed: int = 0, device=None, amp=None,
+                    progress: bool = True, recipe_: dict | None = None):
+    """Train the small CNN baseline (:func:`recipe` ``("small_cnn")``): Adam, no augmentation,
+    shuffled batches; return ``(net, history)``."""
+    from . import seed as _seed, train as _train, metrics as _metrics
+    r = recipe_ or recipe("small_cnn")
+    if device is None:
+        from . import device as _device
+        device = _device.pick()
+    _seed.set_seed(run_seed)
+    net = SmallCNN()
+    tr = ImageLoader(train_set, batch_size=r["batch_size"], mean=mean, std=std, train=False,
+                     shuffle=True, drop_last=True, device=device, seed=run_seed,
+                     channels_last=True)
+    va = ImageLoader(val_set, batch_size=recipe("data")["eval_batch"], mean=mean, std=std,
+                     device=device, channels_last=True)
+    history = _train.fit(net, tr, nn.CrossEntropyLoss(), torch.optim.Adam(net.parameters(),
+                                                                          lr=r["lr"]),
+                         r["epochs"], val_loader=va, device=device, amp=amp, channels_last=True,
+                         metrics={"accuracy": _metrics.accuracy}, progress=progress)
+    return net, history
 
 
 # --------------------------------------------------------------------------- TTA
