@@ -109,7 +109,8 @@ class CheckerBug(RuntimeError):
 
 
 def _say(ok: bool, label: str, detail: str, hint: str | None) -> Verdict:
-    text = f"{label}{detail}".strip().rstrip(":")
+    label, detail = label.strip().rstrip(":"), detail.strip()
+    text = f"{label}: {detail}" if label and detail else (label or detail)
     if ok:
         print(f"PASS {text}".rstrip())
     else:
