@@ -57,6 +57,19 @@ def is_integer(x) -> bool:
         return False
 
 
+def one_number(answer):
+    """A one-element tensor or array answer (e.g. shape ``(1,)``) as a 0-d one; else unchanged."""
+    try:
+        import torch
+        if isinstance(answer, torch.Tensor) and answer.numel() == 1:
+            return answer.detach().reshape(())
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(answer, np.ndarray) and answer.size == 1:
+        return answer.reshape(())
+    return answer
+
+
 def fresh(inputs):
     """A deep copy of a tuple of inputs, so an in-place change by one function cannot
     leak into the next call (tensors are cloned)."""

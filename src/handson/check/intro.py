@@ -5,15 +5,7 @@ import numpy as np
 import torch
 
 from . import close, function_matches
-
-
-def _one_number(answer):
-    """A one-element tensor or array answer (e.g. shape ``(1,)``) as a 0-d one; else unchanged."""
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        return answer.detach().reshape(())
-    if isinstance(answer, np.ndarray) and answer.size == 1:
-        return answer.reshape(())
-    return answer
+from . import one_number as _one_number
 
 
 def batches_per_epoch(answer, n_examples: int, batch_size: int, drop_last: bool = False) -> bool:

@@ -6,15 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from . import close, function_matches
-
-
-def _one_number(answer):
-    """A one-element tensor or array answer (e.g. shape ``(1,)``) as a 0-d one; else unchanged."""
-    if isinstance(answer, torch.Tensor) and answer.numel() == 1:
-        return answer.detach().reshape(())
-    if isinstance(answer, np.ndarray) and answer.size == 1:
-        return answer.reshape(())
-    return answer
+from . import one_number as _one_number
 
 
 #: The tiny 3-2-1 network of exercises 1 and 2 (same numbers as in the notebook's text).
