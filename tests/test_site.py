@@ -210,38 +210,50 @@ def test_colab_launch_link_points_at_the_notebook(site):
     assert expected in html, "Colab launch button does not point at this notebook"
 
 
+@pytest.fixture(scope="module")
+def rendered(site, browser):
+    """Each page loaded once: desktop layout, phone layout, console errors and the final DOM."""
+    base, _ = site
+    cache = {}
+
+    def load(page_name):
+        if page_name not in cache:
+            page = browser()
+            page.size(*DESKTOP)
+            page.open(f"{base}/{page_name}.html")
+            result = {"has_article": page.js("!!document.querySelector('article')"),
+                      "errors": page.errors(), "desktop": page.js(LAYOUT_JS),
+                      "dom": page.js("document.documentElement.outerHTML")}
+            page.size(*PHONE)
+            result["phone"] = page.js(LAYOUT_JS)
+            page.close()
+            cache[page_name] = result
+        return cache[page_name]
+
+    return load
+
+
 @pytest.mark.parametrize("page_name", BOOK_PAGES + chapter_pages())
-def test_every_page_loads_cleanly_at_desktop_and_phone_width(site, browser, page_name):
-    base, requests = site
-    page = browser()
-    page.size(*DESKTOP)
-    page.open(f"{base}/{page_name}.html")
-    assert page.js("!!document.querySelector('article')"), f"{page_name}: no article"
-    errors = page.errors()
-    assert not errors, f"{page_name}: console errors or failed loads: {errors[:5]}"
-    desktop = page.js(LAYOUT_JS)
+def test_every_page_loads_cleanly_at_desktop_and_phone_width(site, rendered, page_name):
+    _, requests = site
+    page = rendered(page_name)
+    assert page["has_article"], f"{page_name}: no article"
+    assert not page["errors"], f"{page_name}: console errors or failed loads: {page['errors'][:5]}"
+    desktop, phone = page["desktop"], page["phone"]
     assert desktop["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {desktop['overflow']} px at 1400 px"
-    page.size(*PHONE)
-    phone = page.js(LAYOUT_JS)
     assert phone["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {phone['overflow']} px on a phone"
     outputs = desktop["outputs"]
     assert "NBVAL" not in outputs, f"{page_name}: nbval markers shown in outputs"
     leaked = re.findall(r"(?:/work/|/root/|/home/\w+/|/tmp/\w+)\S*", outputs)
     assert not leaked, f"{page_name}: build-machine paths in outputs: {leaked[:3]}"
-    page.close()
     missing = sorted({path for path, code in requests if code == 404 and path != "/favicon.ico"})
     assert not missing, f"local assets answered 404: {missing}"
 
 
 @pytest.mark.parametrize("page_name", chapter_pages())
-def test_every_chapter_page_renders_maths_outputs_and_collapsed_solutions(site, browser, page_name):
-    base, _ = site
-    page = browser()
-    page.size(*DESKTOP)
-    page.open(f"{base}/{page_name}.html")
-    dom = page.js("document.documentElement.outerHTML")
-    layout = page.js(LAYOUT_JS)
-    page.close()
+def test_every_chapter_page_renders_maths_outputs_and_collapsed_solutions(rendered, page_name):
+    page = rendered(page_name)
+    dom, layout = page["dom"], page["desktop"]
     assert "<article" in dom and "cell_output" in dom, f"{page_name}: no stored outputs on the page"
     assert "mjx-container" in dom, f"{page_name}: MathJax did not typeset the maths"
     text = visible_text(dom)
