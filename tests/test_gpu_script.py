@@ -72,6 +72,8 @@ def test_gpu_script_runs_every_chapter_at_smoke_and_writes_the_schema(tmp_path):
     for key in runs:
         table = results.gpu_table(int(key), folder=tmp_path)
         assert table.startswith("Measured on cpu at the smoke scale") and "\n| " in table
+        summary = results.gpu_summary(int(key), folder=tmp_path)
+        assert summary.startswith("measured on cpu at the smoke scale") and "\n" not in summary
     assert took < 120, f"the smoke run should take well under a minute, took {took:.0f} s"
 
 
@@ -91,6 +93,7 @@ def test_results_reader_without_a_file(tmp_path):
     assert results.gpu_status("05_cnn_image_classification", folder=tmp_path) == \
         results.NOT_MEASURED
     assert results.load_gpu(7, folder=tmp_path) is None
+    assert results.gpu_summary(4, folder=tmp_path) == results.NOT_MEASURED
     assert "tools/gpu.py" in results.NOT_MEASURED
     with pytest.raises(TypeError, match="chapter"):
         results.gpu_table(None, folder=tmp_path)
@@ -134,3 +137,24 @@ def test_load_sst2_without_datasets_gives_the_same_rows(monkeypatch):
     assert table["sentence"] == list(with_lib["sentence"])
     assert table["label"] == list(with_lib["label"])
     assert table.column_names == with_lib.column_names
+
+
+@needs_data
+def test_bench_gpt_step_times_the_book_and_prepares_nanogpt_data(tmp_path):
+    import importlib.util
+    import pickle
+
+    import numpy as np
+    spec = importlib.util.spec_from_file_location("bench_gpt_step",
+                                                  ROOT / "tools" / "bench_gpt_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    times = bench.book_step_ms(8, skip=2, clock=time.process_time)
+    assert len(times) == 6 and all(t > 0 for t in times)
+    bench.prepare_nanogpt_data(tmp_path)
+    folder = tmp_path / "data" / "shakespeare_char"
+    meta = pickle.loads((folder / "meta.pkl").read_bytes())
+    train = np.fromfile(folder / "train.bin", dtype=np.uint16)
+    val = np.fromfile(folder / "val.bin", dtype=np.uint16)
+    assert meta["vocab_size"] == 65 and len(train) + len(val) == 1_115_394
+    assert "".join(meta["itos"][int(i)] for i in train[:14]) == "First Citizen:"

@@ -421,3 +421,62 @@ def test_augment_batch_keeps_channels_last_and_draws_on_the_generator_device():
     assert torch.equal(out, ref)
     with pytest.raises(TypeError, match="Generator"):
         vision.augment_batch(x, 2, True, generator="seed")
+
+
+# ----------------------------------------------------------------------------- recipes
+
+def test_recipes_follow_the_scale_and_can_be_quoted_at_another(monkeypatch):
+    monkeypatch.setenv("HANDSON_SCALE", "cpu")
+    assert vision.recipe("fast_resnet")["width"] == 16
+    gpu = vision.recipe("fast_resnet", at="gpu")
+    assert (gpu["width"], gpu["batch_size"], gpu["epochs"], gpu["cutout"], gpu["compile"]) == \
+        (64, 512, 24, 8, True) and len(gpu["seeds"]) >= 3
+    assert vision.recipe("small_cnn", at="gpu")["epochs"] == 10
+    assert vision.recipe("data", at="gpu")["n_train"] is None
+    monkeypatch.setenv("HANDSON_SCALE", "smoke")
+    assert vision.recipe("fast_resnet")["width"] == 4
+    with pytest.raises(ValueError, match="recipe"):
+        vision.recipe("resnet50")
+    with pytest.raises(ValueError, match="at="):
+        vision.recipe("data", at="tpu")
+    assert vision.fast_resnet_lr(0, 0.4, 100) == 0 and vision.fast_resnet_lr(20, 0.4, 100) == 0.4
+    assert vision.fast_resnet_lr(100, 0.4, 100) == 0 and vision.fast_resnet_lr(60, 0.4, 100) == \
+        pytest.approx(0.2)
+
+
+def _tiny_sets(n=48):
+    from handson import data
+    g = torch.Generator().manual_seed(0)
+    imgs = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n) % 10
+    return data.ImageDataset(imgs, labels, [str(i) for i in range(10)])
+
+
+def test_train_fast_resnet_is_the_recipe_spelled_out():
+    from handson import metrics, optim, seed, train
+    sets = _tiny_sets()
+    mean, std = [0.5] * 3, [0.25] * 3
+    r = dict(vision.recipe("fast_resnet", at="smoke"), width=2, batch_size=16, epochs=2,
+             cutout=4)
+    net, hist = vision.train_fast_resnet(sets, sets, mean, std, run_seed=3, recipe_=r,
+                                         device="cpu", amp=False, progress=False)
+    # the same steps written out by hand
+    seed.set_seed(3)
+    ref = vision.FastResNet(2)
+    tr = vision.ImageLoader(sets, batch_size=16, mean=mean, std=std, train=True, shuffle=True,
+                            drop_last=True, device="cpu", seed=3, cutout=4)
+    va = vision.ImageLoader(sets, batch_size=vision.recipe("data")["eval_batch"], mean=mean,
+                            std=std, device="cpu")
+    sgd = torch.optim.SGD(ref.parameters(), lr=r["peak_lr"], momentum=0.9, nesterov=True,
+                          weight_decay=r["weight_decay"])
+    sched = optim.FunctionLR(sgd, lambda t: vision.fast_resnet_lr(t, r["peak_lr"], 2 * len(tr)))
+    ref_hist = train.fit(ref, tr, nn.CrossEntropyLoss(label_smoothing=0.2), sgd, 2,
+                         val_loader=va, scheduler=sched, device="cpu", amp=False,
+                         channels_last=True, metrics={"accuracy": metrics.accuracy},
+                         progress=False)
+    for key in ("train_loss", "val_loss", "val_accuracy", "lr"):
+        assert hist[key] == pytest.approx(ref_hist[key], rel=1e-6, abs=1e-7), key
+    small, small_hist = vision.train_small_cnn(sets, sets, mean, std, device="cpu", amp=False,
+                                               progress=False,
+                                               recipe_=dict(epochs=1, batch_size=16, lr=1e-3))
+    assert isinstance(small, vision.SmallCNN) and len(small_hist["val_accuracy"]) == 1

@@ -5,6 +5,7 @@ A chapter shows them next to its stored ``cpu`` outputs::
     from handson import results
     print(results.gpu_table(5))      # a table, or the one line NOT_MEASURED
     results.gpu_status(5)            # "measured on NVIDIA H200 (torch 2.11.0, 2026-12-01)"
+    results.gpu_summary(5)           # that line and the headline numbers, for the prose
 
 Files: ``results/gpu/NN_name.json`` (the schema is in ``tools/gpu.py``). ``folder`` (or the
 environment variable ``HANDSON_RESULTS``) points elsewhere, e.g. at a run's ``--out`` folder.
@@ -134,3 +135,50 @@ def gpu_table(chapter, folder=None) -> str:
     header, rows = _ROWS[key](run)
     return (f"{gpu_status(chapter, folder)[0].upper()}{gpu_status(chapter, folder)[1:]}, "
             f"{run.get('wall_s', 0):.0f} s in all:\n\n" + _table(header, rows))
+
+
+def _summary_04(run: dict) -> str:
+    last, methods = run["runs"][-1], run["config"]["methods"]
+    parts = [f"{m} {_fmt(last.get(f'{m}_ms'), '.2f')} ms and "
+             f"{_fmt(last.get(f'{m}_peak_mib'), ',.1f')} MiB" for m in methods]
+    return (f"at n = {last['n']:,} in {run['config']['dtype']}: " + ", ".join(parts))
+
+
+def _summary_05(run: dict) -> str:
+    s = run["summary"]
+    tta, t = s["fast_test_accuracy_tta"], s["fast_train_time_s"]
+    return (f"the fast ResNet reached {tta['mean']:.2%} test accuracy with flip TTA (std "
+            f"{tta['std']:.2%} over {tta['n']} seeds) in {t['mean']:.0f} s of training per "
+            f"seed, so the 94% target was {'met' if s['fast_target_met'] else 'missed'}; the "
+            f"small CNN reached {s['small_cnn_test_accuracy']:.1%} (target 70%)")
+
+
+def _summary_06(run: dict) -> str:
+    r, c = run["runs"][0], run["config"]
+    return (f"{c['checkpoint']} fine-tuned for {c['epochs']} epochs (max_len {c['max_len']}) "
+            f"reached {r['dev_accuracy']:.2%} dev accuracy in {r['train_time_s']:.0f} s")
+
+
+def _summary_07(run: dict) -> str:
+    gpt, lstm = run["runs"][0], run["runs"][1]
+    s = run["summary"]
+    return (f"after {gpt['steps']:,} steps the GPT reached {gpt['val_nats_per_char']:.3f} "
+            f"nats/char on the validation split (target 1.50: "
+            f"{'met' if s['gpt_target_met'] else 'missed'}) and the LSTM with as many "
+            f"parameters {lstm['val_nats_per_char']:.3f}")
+
+
+_SUMMARIES = {"04": _summary_04, "05": _summary_05, "06": _summary_06, "07": _summary_07}
+
+
+def gpu_summary(chapter, folder=None) -> str:
+    """One sentence for the prose: where and when, then the headline numbers; or
+    :data:`NOT_MEASURED` while there is no file."""
+    run = load_gpu(chapter, folder)
+    if run is None:
+        return NOT_MEASURED
+    key = _prefix(chapter)[:2]
+    if key not in _SUMMARIES:
+        raise ValueError(f"no summary for chapter {key}; chapters with gpu results: "
+                         f"{', '.join(sorted(_SUMMARIES))}")
+    return f"{gpu_status(chapter, folder)}: {_SUMMARIES[key](run)}"

@@ -353,6 +353,7 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
         total = min(total, max_steps)
     bar = _bar if _bar is not None else tqdm(total=total, desc=desc, leave=False,
                                             disable=not progress or _rank() != 0)
+    params = [p for p in model.parameters()] if grad_clip is not None else None  # once
     for step, batch in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
@@ -367,7 +368,7 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
         else:
             loss.backward()
         if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()

@@ -577,8 +577,9 @@ def time_to_accuracy(history: dict, target: float, key: str = "val_accuracy") ->
 # every size comes from handson.scale.pick, so HANDSON_SCALE=smoke runs the same code tiny).
 
 
-def recipe(name: str) -> dict:
-    """The sizes and hyperparameters of one of chapter 5's recipes at the active scale.
+def recipe(name: str, at: str | None = None) -> dict:
+    """The sizes and hyperparameters of one of chapter 5's recipes at the active scale (or at
+    the scale ``at``: ``"smoke"``, ``"cpu"`` or ``"gpu"``, e.g. to quote the gpu recipe).
 
     ``"data"``: ``n_train`` (None = all 50,000), ``n_val`` (held out of them), ``n_test``
     (None = all 10,000), ``eval_batch``. ``"small_cnn"``: the TensorFlow tutorial's baseline
@@ -588,23 +589,29 @@ def recipe(name: str) -> dict:
     cutout (Page's DAWNBench run) and ``torch.compile``, three seeds.
     """
     from . import scale
+    if at is not None and at not in scale.SCALES:
+        raise ValueError(f"recipe(at=...): expected one of {scale.SCALES} or None, got {at!r}")
+
+    def pick(**sizes):                        # scale.pick, or the value at the scale ``at``
+        return sizes[at] if at is not None else scale.pick(**sizes)
+
     if name == "data":
-        return dict(n_train=scale.pick(smoke=1_000, cpu=20_000, gpu=None),
-                    n_val=scale.pick(smoke=200, cpu=2_000, gpu=2_000),
-                    n_test=scale.pick(smoke=500, cpu=None, gpu=None),
-                    eval_batch=scale.pick(smoke=250, cpu=500, gpu=1000))
+        return dict(n_train=pick(smoke=1_000, cpu=20_000, gpu=None),
+                    n_val=pick(smoke=200, cpu=2_000, gpu=2_000),
+                    n_test=pick(smoke=500, cpu=None, gpu=None),
+                    eval_batch=pick(smoke=250, cpu=500, gpu=1000))
     if name == "small_cnn":
-        return dict(epochs=scale.pick(smoke=1, cpu=5, gpu=10),
-                    batch_size=scale.pick(smoke=64, cpu=128, gpu=32), lr=1e-3)
+        return dict(epochs=pick(smoke=1, cpu=5, gpu=10),
+                    batch_size=pick(smoke=64, cpu=128, gpu=32), lr=1e-3)
     if name == "fast_resnet":
-        return dict(width=scale.pick(smoke=4, cpu=16, gpu=64),
-                    epochs=scale.pick(smoke=1, cpu=4, gpu=24),
-                    batch_size=scale.pick(smoke=64, cpu=128, gpu=512),
-                    peak_lr=scale.pick(smoke=0.2, cpu=0.2, gpu=0.4),
+        return dict(width=pick(smoke=4, cpu=16, gpu=64),
+                    epochs=pick(smoke=1, cpu=4, gpu=24),
+                    batch_size=pick(smoke=64, cpu=128, gpu=512),
+                    peak_lr=pick(smoke=0.2, cpu=0.2, gpu=0.4),
                     weight_decay=5e-4, warmup_frac=0.2, label_smoothing=0.2,
-                    cutout=scale.pick(smoke=0, cpu=0, gpu=8),
-                    seeds=scale.pick(smoke=[0], cpu=[0], gpu=[0, 1, 2]),
-                    compile=scale.pick(smoke=False, cpu=False, gpu=True))
+                    cutout=pick(smoke=0, cpu=0, gpu=8),
+                    seeds=pick(smoke=[0], cpu=[0], gpu=[0, 1, 2]),
+                    compile=pick(smoke=False, cpu=False, gpu=True))
     raise ValueError(f"recipe(name): expected 'data', 'small_cnn' or 'fast_resnet', got {name!r}")
 
 
