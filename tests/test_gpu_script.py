@@ -18,10 +18,10 @@ NO_DATASETS = ("import runpy, sys; sys.modules['datasets'] = None; "
                f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')")
 
 
-def _run(*args, timeout=300):
+def _run(*args, timeout=300, env=None):
     env = {**os.environ, "HANDSON_SCALE": "smoke", "OMP_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1"}
+           "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-c", NO_DATASETS, *args], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=ROOT)
 
@@ -158,3 +158,23 @@ def test_bench_gpt_step_times_the_book_and_prepares_nanogpt_data(tmp_path):
     val = np.fromfile(folder / "val.bin", dtype=np.uint16)
     assert meta["vocab_size"] == 65 and len(train) + len(val) == 1_115_394
     assert "".join(meta["itos"][int(i)] for i in train[:14]) == "First Citizen:"
+
+
+@needs_data
+def test_pack_gives_a_data_folder_and_checkpoint_the_script_runs_on(tmp_path):
+    packed = tmp_path / "carry"
+    proc = _run("--pack", str(packed), "--chapters", "6,7")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (packed / "data" / "SHA256SUMS").read_text().count("\n") == 3
+    weights = packed / "all-MiniLM-L6-v2" / "model.safetensors"
+    assert weights.is_file() and weights.stat().st_size < 50 * 2 ** 20      # float16
+    env = {"HANDSON_DATA": str(packed / "data")}
+    bert = str(packed / "all-MiniLM-L6-v2")
+    dry = _run("--dry-run", "--chapters", "6,7", "--bert", bert, env=env)
+    assert dry.returncode == 0 and "dry run: ok" in dry.stdout, dry.stdout + dry.stderr
+    out = tmp_path / "out"
+    run = _run("--chapters", "6", "--bert", bert, "--out", str(out), env=env)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    result = json.loads((out / "06_bert_fine_tuning.json").read_text())
+    assert result["config"]["checkpoint"] == "all-MiniLM-L6-v2"
+    assert 0 <= result["summary"]["dev_accuracy"] <= 1

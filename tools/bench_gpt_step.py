@@ -92,7 +92,8 @@ def nanogpt_step_ms(checkout: Path, steps: int, skip: int = 5, cpu_clock: bool =
     patch = "import time; time.time = time.process_time; " if cpu_clock else ""
     run = (f"import runpy, sys; {patch}sys.argv = sys.argv[1:]; "
            f"runpy.run_path('train.py', run_name='__main__')")
-    args = [sys.executable, "-c", run, "train.py", "config/train_shakespeare_char.py", "--device=cpu",
+    args = [sys.executable, "-c", run, "train.py", "config/train_shakespeare_char.py",
+            "--device=cpu",
             "--compile=False", "--dtype=float32", "--eval_iters=4", "--log_interval=1",
             f"--block_size={c['block_size']}", f"--batch_size={c['batch_size']}",
             f"--n_layer={c['n_layer']}", f"--n_head={c['n_head']}", f"--n_embd={c['n_embd']}",

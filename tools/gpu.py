@@ -4,6 +4,7 @@
     python3 tools/gpu.py                        # all chapters (4, 5, 6, 7) -> results/gpu/
     python3 tools/gpu.py --chapters 5 --out DIR # one chapter, another folder
     python3 tools/gpu.py --dry-run              # imports and data only, trains nothing
+    python3 tools/gpu.py --pack carry           # data + float16 BERT to carry to a GPU machine
     HANDSON_SCALE=smoke python3 tools/gpu.py --out /tmp/x   # the same code, tiny, on a CPU
 
 Each chapter's recipe runs through the same ``handson`` functions its notebook uses, with every
@@ -226,7 +227,8 @@ def chapter_06(dev, bert: str | None = None) -> dict:
     total_steps, warmup_steps = text.training_steps(len(train_set), batch_size, epochs,
                                                     warmup_ratio)
     seed.set_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(checkpoint, num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(   # float32 weights to train,
+        checkpoint, num_labels=2, dtype=torch.float32)             # also from a float16 copy
     optimizer, scheduler = text.optimizer_and_scheduler(model, lr, total_steps, warmup_steps,
                                                         weight_decay)
     start = time.perf_counter()
@@ -349,6 +351,46 @@ def dry_run(chapters: list[int], dev, bert: str | None) -> list[str]:
     return problems
 
 
+# --------------------------------------------------------------------------- pack
+
+PACK_FILES = {4: [], 5: ["cifar10/cifar10-jpeg.npz"], 6: ["sst2/train.tsv", "sst2/dev.tsv"],
+              7: ["tinyshakespeare/input.txt"]}
+
+
+def pack(folder: Path, chapters: list[int], bert: str | None) -> dict[str, int]:
+    """Copy what ``chapters`` need into ``folder``: ``data/`` (the files and their SHA256SUMS
+    lines; use it as HANDSON_DATA) and, for chapter 6, ``all-MiniLM-L6-v2/`` (the encoder
+    saved as float16 safetensors with its tokenizer: half the bytes; chapter 6 loads it as
+    float32 and adds a fresh head). The folder's name is what the results call the model.
+    Returns the bytes written per part."""
+    import shutil
+    from handson import data
+    source = data.data_dir()
+    sums = (source / "SHA256SUMS").read_text().splitlines()
+    wanted = [rel for ch in chapters for rel in PACK_FILES[ch]]
+    target = folder / "data"
+    sizes = {"data": 0}
+    for rel in wanted:
+        if data.local_file(rel) is None:                 # verifies the checksum
+            raise FileNotFoundError(f"no verified local {rel} under {source}")
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / rel, target / rel)
+        sizes["data"] += (target / rel).stat().st_size
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "SHA256SUMS").write_text("".join(
+        line + "\n" for line in sums if line.split()[-1] in wanted))
+    if 6 in chapters:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+        checkpoint = _bert_path(bert)
+        out = folder / "all-MiniLM-L6-v2"
+        model = AutoModel.from_pretrained(checkpoint)      # the encoder: no head (a fresh one
+        model.to(torch.float16).save_pretrained(out, safe_serialization=True)   # per run)
+        AutoTokenizer.from_pretrained(checkpoint).save_pretrained(out)
+        sizes["bert"] = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    return sizes
+
+
 # --------------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chapters", default="4,5,6,7", help="comma-separated, e.g. 5,7")
     parser.add_argument("--dry-run", action="store_true",
                         help="only check imports and data presence")
+    parser.add_argument("--pack", default=None, metavar="DIR",
+                        help="copy the data (and a float16 BERT) the chapters need into DIR")
     parser.add_argument("--bert", default=None,
                         help="checkpoint folder for chapter 6 (default: HANDSON_BERT or "
                              "handson.models.bert_checkpoint())")
@@ -375,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     dev = device.pick()
     env = environment(dev)
     print(f"{scale.describe()} | device {env['device']} | torch {env['torch']}", flush=True)
+    if args.pack:
+        sizes = pack(Path(args.pack), chapters, args.bert)
+        print("packed", ", ".join(f"{k}: {v / 2 ** 20:.1f} MiB" for k, v in sizes.items()),
+              "->", args.pack)
+        return 0
     if args.dry_run:
         problems = dry_run(chapters, dev, args.bert)
         for p in problems:
