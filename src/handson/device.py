@@ -93,3 +93,26 @@ def describe(device: torch.device | str | None = None) -> str:
         return "mps (Apple GPU)"
     cpu = platform.processor() or platform.machine()
     return f"cpu {cpu} ({torch.get_num_threads()} torch threads, {os.cpu_count()} cores)"
+
+
+def mixed_precision(device: torch.device | str | None = None) -> str | None:
+    """The mixed precision to train with on ``device``: ``"bf16"``, ``"fp16"`` or ``None``.
+
+    ``"bf16"`` on a CUDA GPU that computes bfloat16 natively (compute capability 8.0 or
+    newer: A100, L4, H100, RTX 30xx and later); ``"fp16"``, which needs a gradient scaler
+    (``torch.amp.GradScaler``), on older CUDA GPUs such as Colab's T4 (7.5), where
+    ``torch.cuda.is_bf16_supported()`` says True only because bfloat16 can be emulated,
+    slowly; ``None`` (full float32) on the CPU and on Apple's MPS. ``device=None`` means
+    :func:`pick`. For a Hugging Face ``Trainer``:
+    ``TrainingArguments(bf16=kind == "bf16", fp16=kind == "fp16", ...)``.
+    """
+    dev = pick() if device is None else torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return None
+    if torch.version.hip:             # ROCm GPUs that PyTorch supports all compute bf16
+        return "bf16"
+    try:
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:                 # torch < 2.3 has no including_emulation
+        native = torch.cuda.get_device_capability(dev)[0] >= 8
+    return "bf16" if native else "fp16"

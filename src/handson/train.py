@@ -150,9 +150,11 @@ def _forward(model, batch, loss_fn):
 
 
 def _autocast(device: torch.device, amp):
-    """Mixed precision context. ``amp``: None (auto: bf16 on CUDA), False, 'bf16' or 'fp16'."""
+    """Mixed precision context. ``amp``: None (auto, :func:`handson.device.mixed_precision`:
+    bf16 on GPUs that compute it natively, fp16 with a GradScaler on older CUDA GPUs such
+    as a T4, off on the CPU), False, 'bf16' or 'fp16'."""
     if amp is None:
-        amp = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else False
+        amp = _device.mixed_precision(device) or False
     if amp in (False, "off", "no"):
         return contextlib.nullcontext(), None
     if amp not in ("bf16", "fp16"):
