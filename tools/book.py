@@ -66,8 +66,8 @@ def ensure_venv() -> None:
     if stamp_file.exists() and stamp_file.read_text() == _stamp():
         return
     if not PY.exists():
-        if sys.version_info[:2] < (3, 10):
-            sys.exit("Python >= 3.10 is needed (the book is tested with 3.11).")
+        if sys.version_info[:2] < (3, 11):
+            sys.exit("Python >= 3.11 is needed (the book is tested with 3.11).")
         run([sys.executable, "-m", "venv", VENV])
     # PIP_CONSTRAINT replaces any machine-wide constraint file with the book's pins
     env = {"PIP_CONSTRAINT": str(ROOT / "constraints.txt"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
