@@ -179,7 +179,7 @@ LAYOUT_JS = """(() => ({
       .filter(s => s.textContent.trim() === 'Solution').length,
   hiddenSolutionText: Array.from(document.querySelectorAll('details'))
       .every(d => Array.from(d.children).filter(c => c.tagName !== 'SUMMARY')
-                   .every(c => c.getBoundingClientRect().height === 0)),
+                   .every(c => c.checkVisibility ? !c.checkVisibility() : c.getBoundingClientRect().height === 0)),
 }))()"""
 
 
