@@ -36,6 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .lm import GPT as _BookGPT
+
+_gpt_init_weights = _BookGPT._init_weights
+
 __all__ = [
     "GPT2_SPLIT_PATTERN", "bytes_to_unicode", "hf_byte_order", "BPETokenizer", "train_hf_bpe",
     "hf_merges", "RMSNorm", "SwiGLU", "swiglu_hidden", "rope_cache", "apply_rope",
@@ -607,10 +611,8 @@ class TinyLlama(nn.Module):
             for lin in (block.self_attn.o_proj, block.mlp.down_proj):
                 nn.init.normal_(lin.weight, mean=0.0, std=0.02 / math.sqrt(2 * n_layer))
 
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+    # GPT-2's N(0, 0.02) init, shared with the book's GPT (this model has no biases)
+    _init_weights = staticmethod(_gpt_init_weights)
 
     def new_cache(self) -> KVCache:
         """An empty :class:`KVCache` for this model."""

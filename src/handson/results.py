@@ -122,17 +122,25 @@ def _rows_07(run: dict):
 _ROWS = {"04": _rows_04, "05": _rows_05, "06": _rows_06, "07": _rows_07}
 
 
+def _measured(chapter, folder, renderers: dict, what: str):
+    """``(run, renderer)`` for a chapter's results file, or ``(None, None)`` without one."""
+    run = load_gpu(chapter, folder)
+    if run is None:
+        return None, None
+    key = _prefix(chapter)[:2]
+    if key not in renderers:
+        raise ValueError(f"no {what} for chapter {key}; chapters with gpu results: "
+                         f"{', '.join(sorted(renderers))}")
+    return run, renderers[key]
+
+
 def gpu_table(chapter, folder=None) -> str:
     """``chapter``'s measured numbers as a markdown table under a line saying where and when
     they were measured; :data:`NOT_MEASURED` (one line) while there is no file."""
-    run = load_gpu(chapter, folder)
+    run, render = _measured(chapter, folder, _ROWS, "table layout")
     if run is None:
         return NOT_MEASURED
-    key = _prefix(chapter)[:2]
-    if key not in _ROWS:
-        raise ValueError(f"no table layout for chapter {key}; chapters with gpu results: "
-                         f"{', '.join(sorted(_ROWS))}")
-    header, rows = _ROWS[key](run)
+    header, rows = render(run)
     return (f"{gpu_status(chapter, folder)[0].upper()}{gpu_status(chapter, folder)[1:]}, "
             f"{run.get('wall_s', 0):.0f} s in all:\n\n" + _table(header, rows))
 
@@ -174,11 +182,7 @@ _SUMMARIES = {"04": _summary_04, "05": _summary_05, "06": _summary_06, "07": _su
 def gpu_summary(chapter, folder=None) -> str:
     """One sentence for the prose: where and when, then the headline numbers; or
     :data:`NOT_MEASURED` while there is no file."""
-    run = load_gpu(chapter, folder)
+    run, render = _measured(chapter, folder, _SUMMARIES, "summary")
     if run is None:
         return NOT_MEASURED
-    key = _prefix(chapter)[:2]
-    if key not in _SUMMARIES:
-        raise ValueError(f"no summary for chapter {key}; chapters with gpu results: "
-                         f"{', '.join(sorted(_SUMMARIES))}")
-    return f"{gpu_status(chapter, folder)}: {_SUMMARIES[key](run)}"
+    return f"{gpu_status(chapter, folder)}: {render(run)}"
