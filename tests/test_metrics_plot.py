@@ -61,3 +61,42 @@ def test_heatmap_labels_contrast_with_their_cells():
             r, g, b, _ = im.cmap(im.norm(v))
             light_cell = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
             assert (text.get_color() == "black") == light_cell, (cmap, v)
+
+
+def test_book_style_fits_the_page_column_with_legible_text():
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+    with matplotlib.rc_context():
+        plot.use_book_style()
+        assert plt.rcParams["figure.dpi"] == plot.DPI == 150
+        for key in ("xtick.labelsize", "ytick.labelsize", "legend.fontsize", "font.size"):
+            assert plt.rcParams[key] >= plot.MIN_FONT_PT
+        # the helpers' own figures are never wider than the column, however many panels
+        figures = [plot.show_images(torch.zeros(16, 3, 8, 8), titles=list("abcdefghijklmnop")),
+                   plot.plot_history({"epoch": [1, 2], "train_loss": [1, 0.5], "val_accuracy": [0.5, 0.6]}),
+                   plot.heatmap(np.zeros((30, 30))).figure]
+        for fig in figures:
+            assert fig.get_size_inches()[0] <= plot.MAX_WIDTH_IN + 1e-9
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png")
+            image = Image.open(buffer)
+            assert round(image.info["dpi"][0]) == plot.DPI       # the PNG records its dpi
+            assert image.width <= plot.MAX_WIDTH_IN * plot.DPI + 1
+            plt.close(fig)
+        for text in figures[0].axes[0].texts + [figures[0].axes[0].title]:
+            assert text.get_fontsize() >= plot.MIN_FONT_PT
+
+
+def test_book_figsize_caps_the_width_and_rejects_bad_sizes():
+    assert plot.book_figsize(3) == (plot.MAX_WIDTH_IN, 3.0)
+    assert plot.book_figsize(3, width=4) == (4.0, 3.0)
+    assert plot.book_figsize(2.5, width=20) == (plot.MAX_WIDTH_IN, 2.5)
+    for bad in (0, -1, float("nan"), "wide", None, True):
+        with pytest.raises((ValueError, TypeError)):
+            plot.book_figsize(bad)
+        with pytest.raises((ValueError, TypeError)):
+            plot.book_figsize(3, width=bad)

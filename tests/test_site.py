@@ -180,6 +180,12 @@ LAYOUT_JS = """(() => ({
   hiddenSolutionText: Array.from(document.querySelectorAll('details'))
       .every(d => Array.from(d.children).filter(c => c.tagName !== 'SUMMARY')
                    .every(c => c.checkVisibility ? !c.checkVisibility() : c.getBoundingClientRect().height === 0)),
+  // every output image: natural and displayed width, and the caption of its figure
+  images: Array.from(document.querySelectorAll('.cell_output img')).map(i => ({
+      natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
+      widget: !!i.closest('.jupyter-widgets'),
+      caption: ((i.closest('figure') || {}).querySelector ?
+                (i.closest('figure').querySelector('figcaption') || {}).textContent || '' : '').trim()})),
 }))()"""
 
 
@@ -195,9 +201,6 @@ def test_first_notebook_page_has_typeset_maths_outputs_and_widgets(site, browser
     # a rendered widget view, not just the widget-state script that is there before any JS runs
     assert page.js("document.querySelectorAll('.widget-slider, .jupyter-widgets.widget-inline-hbox').length") > 0, \
         "the ipywidgets slider did not render"
-    shot = page.call("Page.captureScreenshot", format="png")["data"]
-    import base64
-    (ROOT / "_build" / "screenshot-00.png").write_bytes(base64.b64decode(shot))
     page.close()
 
 
@@ -208,6 +211,17 @@ def test_colab_launch_link_points_at_the_notebook(site):
     expected = (f"https://colab.research.google.com/github/{repo}/blob/"
                 f"{config['repository']['branch']}/notebooks/00_using_this_book.ipynb")
     assert expected in html, "Colab launch button does not point at this notebook"
+
+
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+
+
+def screenshot(page: Page, page_name: str, view: str) -> None:
+    """Keep what the reader sees (``_build/screenshots/<page>-<view>.png``) for a person to look at."""
+    import base64
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shot = page.call("Page.captureScreenshot", format="png")["data"]
+    (SCREENSHOTS / f"{page_name.replace('/', '_')}-{view}.png").write_bytes(base64.b64decode(shot))
 
 
 @pytest.fixture(scope="module")
@@ -224,8 +238,15 @@ def rendered(site, browser):
             result = {"has_article": page.js("!!document.querySelector('article')"),
                       "errors": page.errors(), "desktop": page.js(LAYOUT_JS),
                       "dom": page.js("document.documentElement.outerHTML")}
+            screenshot(page, page_name, "desktop")
+            if page.js("!!document.querySelector('.cell_output figure')"):
+                page.js("document.querySelector('.cell_output figure').scrollIntoView()")
+                page.pump(0.5)
+                screenshot(page, page_name, "desktop-figure")
+                page.js("window.scrollTo(0, 0)")
             page.size(*PHONE)
             result["phone"] = page.js(LAYOUT_JS)
+            screenshot(page, page_name, "phone")
             page.close()
             cache[page_name] = result
         return cache[page_name]
@@ -268,6 +289,27 @@ def test_every_chapter_page_renders_maths_outputs_and_collapsed_solutions(render
     numbers = re.findall(r'<span class="caption-number">Exercise ([\d.]+)', dom)
     assert numbers and all(n.startswith(f"{chapter}.") for n in numbers), \
         f"{page_name}: exercises must be numbered within the chapter ({chapter}.k), got {sorted(set(numbers))}"
+
+
+# an image shown at less than 1 / 1.6 of its natural width shrinks 9-pt text below 9 pt
+MAX_SHRINK = 1.6
+
+
+@pytest.mark.parametrize("page_name", chapter_pages())
+def test_every_chapter_figure_is_captioned_numbered_and_legible(rendered, page_name):
+    page = rendered(page_name)
+    chapter = int(re.search(r"/(\d+)_", page_name).group(1))
+    images = page["desktop"]["images"]
+    assert images, f"{page_name}: no output images"
+    unloaded = [i for i in images if not i["natural"]]
+    assert not unloaded, f"{page_name}: {len(unloaded)} output images did not load"
+    figures = [i for i in images if not i["widget"]]    # a widget's own view is not a figure
+    uncaptioned = [i for i in figures if not re.match(rf"Fig\. {chapter}\.\d+ \S", i["caption"])]
+    assert not uncaptioned, f"{page_name}: {len(uncaptioned)} figures without a 'Fig. {chapter}.k' caption"
+    squeezed = [(i["natural"], round(i["shown"])) for i in images
+                if i["shown"] and i["natural"] / i["shown"] > MAX_SHRINK]
+    assert not squeezed, (f"{page_name}: images shrunk more than {MAX_SHRINK}x at 1400 px, so their "
+                          f"text is below 9 pt (natural, shown px): {squeezed[:5]}")
 
 
 def test_search_page_finds_a_term(site, browser):

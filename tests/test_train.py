@@ -278,3 +278,22 @@ def test_compile_option_trains_the_compiled_module(monkeypatch):
                      val_loader=separable_loader(), device="cpu", compile=True, progress=False,
                      metrics={"accuracy": metrics.accuracy})
     assert compiled == [model] and hist["val_accuracy"][-1] > 0.9
+
+
+def test_notebook_progress_bar_keeps_its_width_and_wraps_long_metrics(monkeypatch):
+    """In JupyterLab a long postfix used to squeeze fit's bar to 0 px; the bar keeps 12em."""
+    import tqdm.notebook
+    from handson import train as train_module
+    monkeypatch.setattr(train_module, "tqdm", tqdm.notebook.tqdm)   # what tqdm.auto gives in Jupyter
+    bar = train_module.progress_bar(total=10, desc="train")
+    try:
+        label, progress, counts = bar.container.children
+        assert progress.layout.min_width == "12em" and progress.layout.flex.startswith("1 1")
+        assert bar.container.layout.flex_flow == "row wrap" and bar.container.layout.width == "100%"
+        bar.set_postfix({f"metric_{i}": "0.1234" for i in range(12)})   # very long metrics
+        assert progress.layout.min_width == "12em"
+    finally:
+        bar.close()
+    # outside Jupyter the plain text bar is untouched
+    plain = train_module.progress_bar(range(3), disable=True)
+    assert list(plain) == [0, 1, 2]

@@ -1,4 +1,4 @@
-"""Small matplotlib helpers: training curves, image grids, heatmaps."""
+"""Small matplotlib helpers: the book's figure style, training curves, image grids, heatmaps."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -6,10 +6,54 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from . import validate as _v
+
+#: Resolution of every figure in the book (dots per inch).
+DPI = 150
+#: The widest a figure should be, in inches. The website's output column is 772 CSS px
+#: wide at a desktop width: a 7.5-inch figure at 150 dpi is 1,125 px, shown at 0.69 of its
+#: natural size, so 9-pt text is 9 * 150 / 72 * 0.69 = 12.9 px on screen (9.7 CSS pt).
+MAX_WIDTH_IN = 7.5
+#: The smallest font size (points) the style uses; with MAX_WIDTH_IN it stays >= 9 pt on screen.
+MIN_FONT_PT = 9
+
+BOOK_STYLE = {
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "figure.figsize": (7.0, 3.6),
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "xtick.labelsize": MIN_FONT_PT,
+    "ytick.labelsize": MIN_FONT_PT,
+    "legend.fontsize": MIN_FONT_PT,
+    "legend.title_fontsize": MIN_FONT_PT,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
 
 def _plt():
     import matplotlib.pyplot as plt
     return plt
+
+
+def use_book_style() -> None:
+    """Apply the book's figure style (:data:`BOOK_STYLE`) to every later matplotlib figure.
+
+    Every chapter calls it in its setup cell, so figures are legible in the page column:
+    at most :data:`MAX_WIDTH_IN` wide at :data:`DPI`, with text of at least
+    :data:`MIN_FONT_PT` points.
+    """
+    _plt().rcParams.update(BOOK_STYLE)
+
+
+def book_figsize(height: float, width: float = MAX_WIDTH_IN) -> tuple[float, float]:
+    """A figure size that fits the page column: ``(min(width, MAX_WIDTH_IN), height)``."""
+    width = _v.positive_number(width, "width", "book_figsize")
+    height = _v.positive_number(height, "height", "book_figsize")
+    return (min(float(width), MAX_WIDTH_IN), float(height))
 
 
 def plot_history(history: Mapping[str, Sequence[float]], keys: Sequence[str] | None = None,
@@ -34,7 +78,8 @@ def plot_history(history: Mapping[str, Sequence[float]], keys: Sequence[str] | N
         losses, others = keys, []
     else:
         ncols = 1 + bool(others and losses)
-        fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, ncols, figsize=book_figsize(3.2, 3.75 * ncols),
+                                 squeeze=False)
         axes = list(axes[0])
     groups = [g for g in (losses, others) if g]
     for a, group in zip(axes, groups):
@@ -78,7 +123,8 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8,
         raise ValueError(f"{len(titles)} titles for {len(images)} images")
     ncols = min(ncols, len(images))
     nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.15),
+    scale = min(scale, MAX_WIDTH_IN / ncols)  # the whole grid fits the page column
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.2),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -86,7 +132,7 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8,
             img = _to_hwc(images[i])
             ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
             if titles is not None:
-                ax.set_title(titles[i], fontsize=8)
+                ax.set_title(titles[i], fontsize=MIN_FONT_PT)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -103,7 +149,8 @@ def heatmap(matrix, xticklabels: Sequence[str] | None = None, yticklabels: Seque
     if m.ndim != 2:
         raise ValueError(f"heatmap needs a 2-D matrix, got shape {m.shape}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(3, 0.5 * m.shape[1] + 2), max(2.5, 0.45 * m.shape[0] + 1.5)))
+        _, ax = plt.subplots(figsize=book_figsize(max(2.5, 0.45 * m.shape[0] + 1.5),
+                                                  max(3, 0.5 * m.shape[1] + 2)))
     im = ax.imshow(m, cmap=cmap, aspect="auto")
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -117,7 +164,7 @@ def heatmap(matrix, xticklabels: Sequence[str] | None = None, yticklabels: Seque
         for (i, j), v in np.ndenumerate(m):
             # dark text on light cells and light text on dark ones, whatever the colormap
             r, g, b, _ = im.cmap(im.norm(v))
-            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8,
+            ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=MIN_FONT_PT,
                     color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
     if title:
         ax.set_title(title)

@@ -32,6 +32,25 @@ Metric = Callable[[torch.Tensor, torch.Tensor], float]
 # ranks and shows progress on rank 0 only. Each rank keeps the loader's batch size (global
 # batch = world size x batch size), PyTorch's DDP convention. See chapter 9.
 
+def progress_bar(iterable=None, **kwargs):
+    """A ``tqdm.auto`` bar that stays readable in JupyterLab, Colab and on the website.
+
+    A notebook bar is three widgets in a row: the label, the bar and the counts with the
+    metrics. Left alone, long metrics squeeze the bar to 0 px and are clipped at the
+    right; here the bar keeps a minimum width and the metrics wrap onto a second line.
+    """
+    bar = tqdm(iterable, **kwargs)
+    container = getattr(bar, "container", None)    # only notebook bars are widgets
+    if container is not None and len(getattr(container, "children", ())) == 3:
+        _label, progress, counts = container.children
+        container.layout.width = "100%"
+        container.layout.flex_flow = "row wrap"
+        progress.layout.flex = "1 1 12em"
+        progress.layout.min_width = "12em"
+        counts.layout.flex = "0 1 auto"
+    return bar
+
+
 def _is_distributed() -> bool:
     """True inside an initialised process group with more than one process."""
     dist = torch.distributed
@@ -353,8 +372,8 @@ def train_epoch(model, loader: Iterable, loss_fn, optimizer, *, scheduler=None, 
     total = len(loader) if hasattr(loader, "__len__") else None
     if max_steps is not None and total is not None:
         total = min(total, max_steps)
-    bar = _bar if _bar is not None else tqdm(total=total, desc=desc, leave=False,
-                                            disable=not progress or _rank() != 0)
+    bar = _bar if _bar is not None else progress_bar(total=total, desc=desc, leave=False,
+                                                    disable=not progress or _rank() != 0)
     params = [p for p in model.parameters()] if grad_clip is not None else None  # once
     for step, batch in enumerate(loader):
         if max_steps is not None and step >= max_steps:
@@ -408,7 +427,8 @@ def evaluate(model, loader: Iterable, loss_fn=None, *, device=None, amp=None,
     model.eval()
     context, _ = _autocast(device, amp)
     tally = _Tally(keep=bool(metrics))
-    for step, batch in enumerate(tqdm(loader, desc="eval", leave=False, disable=not progress)):
+    for step, batch in enumerate(progress_bar(loader, desc="eval", leave=False,
+                                              disable=not progress)):
         if max_steps is not None and step >= max_steps:
             break
         batch = _to(batch, device, channels_last)
@@ -437,7 +457,7 @@ def predict(model, loader: Iterable, *, device=None, amp=None, channels_last: bo
     model.eval()
     context, _ = _autocast(device, amp)
     all_logits, all_targets = [], []
-    for batch in tqdm(loader, desc="predict", leave=False, disable=not progress):
+    for batch in progress_bar(loader, desc="predict", leave=False, disable=not progress):
         batch = _to(batch, device, channels_last)
         with context:
             if isinstance(batch, Mapping):
@@ -533,8 +553,8 @@ def _fit(model, train_loader, loss_fn, optimizer, epochs, val_loader, scheduler,
     steps = len(train_loader) if hasattr(train_loader, "__len__") else None
     if steps is not None and max_steps_per_epoch is not None:
         steps = min(steps, max_steps_per_epoch)
-    bar = tqdm(total=epochs * steps if steps is not None else None, desc="train", unit="step",
-               disable=not progress or _rank() != 0)
+    bar = progress_bar(total=epochs * steps if steps is not None else None, desc="train",
+                       unit="step", disable=not progress or _rank() != 0)
     for epoch in _epochs(epochs, distributed, train_loader):
         row = {"epoch": epoch}
         row.update(train_epoch(run_model, train_loader, loss_fn, optimizer, scheduler=scheduler,
