@@ -297,3 +297,11 @@ def test_notebook_progress_bar_keeps_its_width_and_wraps_long_metrics(monkeypatc
     # outside Jupyter the plain text bar is untouched
     plain = train_module.progress_bar(range(3), disable=True)
     assert list(plain) == [0, 1, 2]
+
+
+def test_fit_bar_shows_few_short_numbers():
+    from handson.train import _bar_metrics
+    row = {"epoch": 3, "train_loss": 0.70621, "train_accuracy": 0.47, "val_loss": 0.6935,
+           "val_accuracy": 0.51562, "time_s": 1.0}
+    assert _bar_metrics(row) == {"loss": "0.706", "val_loss": "0.694", "val_acc": "0.516"}
+    assert _bar_metrics({"train_loss": 1.0, "train_accuracy": 0.5}) == {"loss": "1.000", "acc": "0.500"}

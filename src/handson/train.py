@@ -51,6 +51,21 @@ def progress_bar(iterable=None, **kwargs):
     return bar
 
 
+def _bar_metrics(row: dict) -> dict:
+    """The few numbers fit's bar shows after an epoch, under short names so that the line
+    fits a narrow notebook column: the training loss and the validation loss and accuracy
+    (the training accuracy instead when there is no validation set)."""
+    has_val = any(k.startswith("val_") for k in row)
+    shown = {}
+    for key, value in row.items():
+        if not key.endswith(("loss", "accuracy")):
+            continue
+        if key == "train_loss" or key.startswith("val_") or not has_val:
+            short = key.removeprefix("train_").replace("accuracy", "acc")
+            shown[short] = f"{value:.3f}"
+    return shown
+
+
 def _is_distributed() -> bool:
     """True inside an initialised process group with more than one process."""
     dist = torch.distributed
@@ -553,8 +568,11 @@ def _fit(model, train_loader, loss_fn, optimizer, epochs, val_loader, scheduler,
     steps = len(train_loader) if hasattr(train_loader, "__len__") else None
     if steps is not None and max_steps_per_epoch is not None:
         steps = min(steps, max_steps_per_epoch)
+    # no step rate in the bar: with the epoch's metrics the line stays short enough to read
     bar = progress_bar(total=epochs * steps if steps is not None else None, desc="train",
-                       unit="step", disable=not progress or _rank() != 0)
+                       unit="step", disable=not progress or _rank() != 0,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                                  "[{elapsed}<{remaining}{postfix}]")
     for epoch in _epochs(epochs, distributed, train_loader):
         row = {"epoch": epoch}
         row.update(train_epoch(run_model, train_loader, loss_fn, optimizer, scheduler=scheduler,
@@ -572,8 +590,7 @@ def _fit(model, train_loader, loss_fn, optimizer, epochs, val_loader, scheduler,
         row["time_s"] = time.perf_counter() - start
         for key, value in row.items():
             history.setdefault(key, []).append(value)
-        bar.set_postfix({"epoch": epoch, **{k: f"{v:.4f}" for k, v in row.items()
-                                            if k.endswith(("loss", "accuracy"))}}, refresh=False)
+        bar.set_postfix({"epoch": f"{epoch}/{epochs}", **_bar_metrics(row)}, refresh=False)
         if callback is not None and callback(history, eval_model):
             break
     if bar.total is not None and bar.n < bar.total:
