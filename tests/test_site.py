@@ -180,6 +180,9 @@ LAYOUT_JS = """(() => ({
   hiddenSolutionText: Array.from(document.querySelectorAll('details'))
       .every(d => Array.from(d.children).filter(c => c.tagName !== 'SUMMARY')
                    .every(c => c.checkVisibility ? !c.checkVisibility() : c.getBoundingClientRect().height === 0)),
+  // display equations wider than the column (they scroll, with a shadow as the cue)
+  wideEquations: Array.from(document.querySelectorAll('mjx-container[display="true"]'))
+      .filter(e => e.scrollWidth > e.clientWidth + 2).map(e => e.textContent.slice(0, 50)),
   // every output image: natural and displayed width, and the caption of its figure
   images: Array.from(document.querySelectorAll('.cell_output img')).map(i => ({
       natural: i.naturalWidth, shown: i.getBoundingClientRect().width,
@@ -263,6 +266,8 @@ def test_every_page_loads_cleanly_at_desktop_and_phone_width(site, rendered, pag
     desktop, phone = page["desktop"], page["phone"]
     assert desktop["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {desktop['overflow']} px at 1400 px"
     assert phone["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {phone['overflow']} px on a phone"
+    assert not desktop["wideEquations"], \
+        f"{page_name}: display equations wider than the column at 1400 px: {desktop['wideEquations'][:3]}"
     outputs = desktop["outputs"]
     assert "NBVAL" not in outputs, f"{page_name}: nbval markers shown in outputs"
     leaked = re.findall(r"(?:/work/|/root/|/home/\w+/|/tmp/\w+)\S*", outputs)
