@@ -124,7 +124,8 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8,
     ncols = min(ncols, len(images))
     nrows = -(-len(images) // ncols)
     scale = min(scale, MAX_WIDTH_IN / ncols)  # the whole grid fits the page column
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * 1.2),
+    row_height = scale * (1.2 if titles is not None else 1.0)   # room for the titles
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * row_height),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
