@@ -98,3 +98,37 @@ def test_code_lines_fit_the_page(path):
             for line in cell.source.splitlines() if len(line) > LINE_LIMIT]
     assert not long, (f"{path.name}: {len(long)} code lines over {LINE_LIMIT} characters "
                       f"(cell, length): {long[:8]}")
+
+
+GLUE_RECORD = "application/papermill.record/"
+
+
+def shown_outputs(cell):
+    """What the page shows of a cell besides streams: mime outputs other than glue records."""
+    return [o for o in cell.get("outputs", []) if o.output_type in ("display_data", "execute_result")
+            and not any(k.startswith(GLUE_RECORD) for k in o.get("data", {}))]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_figure_cell_shows_only_its_figure(path):
+    """myst-nb wraps every displayed output of a captioned cell in the figure: a progress bar
+    or an echoed value there becomes a second figure with the same name."""
+    nb = nbformat.read(path, as_version=4)
+    crowded = [(index, [sorted(o.get("data", {})) for o in shown_outputs(cell)
+                        if "image/png" not in o.get("data", {})])
+               for index, cell, _ in image_cells(nb) if len(shown_outputs(cell)) > 1]
+    assert not crowded, f"{path.name}: figure cells with other displayed outputs: {crowded[:5]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_echoed_values(path):
+    """A cell ending in glue(...), ax.legend(...) or seed.set_seed(...) echoes its return value
+    (``np.float64(0.509...)``, ``<matplotlib.legend.Legend at 0x...>``); end it with ';'."""
+    nb = nbformat.read(path, as_version=4)
+    echoes = [(index, output["data"]["text/plain"][:40]) for index, cell in enumerate(nb.cells)
+              for output in cell.get("outputs", []) if output.output_type == "execute_result"
+              and set(output.get("data", {})) == {"text/plain"}
+              and (re.match(r"<matplotlib\.", output["data"]["text/plain"])
+                   or re.search(r"^(glue|seed\.set_seed)\(|\.legend\(", cell.source.strip().splitlines()[-1])
+                   or cell.source.rstrip().endswith(")") and "glue(" in cell.source.strip().splitlines()[-1])]
+    assert not echoes, f"{path.name}: echoed return values (cell, text): {echoes[:6]}"
