@@ -132,3 +132,13 @@ def test_no_echoed_values(path):
                    or re.search(r"^(glue|seed\.set_seed)\(|\.legend\(", cell.source.strip().splitlines()[-1])
                    or cell.source.rstrip().endswith(")") and "glue(" in cell.source.strip().splitlines()[-1])]
     assert not echoes, f"{path.name}: echoed return values (cell, text): {echoes[:6]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_prose_refers_to_exercises_and_figures_by_label(path):
+    """'exercise 4' or 'Figure 5.2' typed in the text goes stale when one is added; {numref} does not.
+    (A paper's own figure, 'the paper's Figure 1', is a citation and may be typed.)"""
+    nb = nbformat.read(path, as_version=4)
+    typed = [m.group(0) for cell in nb.cells if cell.cell_type == "markdown"
+             for m in re.finditer(r"(?i)\bexercises?\s+\d+|\b(?:Figure|Fig\.)\s+\d+\.\d+", cell.source)]
+    assert not typed, f"{path.name}: typed numbers, use {{numref}}`label`: {typed[:5]}"
