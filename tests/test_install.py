@@ -70,3 +70,18 @@ def test_colab_setup_cell_installs_the_extras_the_colab_test_installs():
 def test_lowest_versions_and_colab_install():
     code = subprocess.run([sys.executable, str(ROOT / "tools" / "floors.py"), "all"]).returncode
     assert code == 0
+
+
+def test_setup_md_cpu_times_are_the_stored_runs():
+    """The per-chapter cpu times in book/setup.md are the wall times stored with the outputs."""
+    import json
+    rows = re.findall(r"^\| (\d+)\. .*? \| ([\d,]+) s \|$", _setup_md(), re.M)
+    stored = {int(p.name[:2]): json.loads(p.read_text())["metadata"]["handson"]["executed"]
+              for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
+    assert sorted(int(n) for n, _ in rows) == sorted(stored), "one row per chapter"
+    for number, seconds in rows:
+        run = stored[int(number)]
+        assert run["scale"] == "cpu", f"chapter {number}'s stored outputs are not from the cpu scale"
+        assert int(seconds.replace(",", "")) == run["wall_time_s"], (
+            f"book/setup.md says chapter {number} takes {seconds} s at cpu scale; "
+            f"its stored run took {run['wall_time_s']} s")
