@@ -180,6 +180,11 @@ LAYOUT_JS = """(() => ({
   hiddenSolutionText: Array.from(document.querySelectorAll('details'))
       .every(d => Array.from(d.children).filter(c => c.tagName !== 'SUMMARY')
                    .every(c => c.checkVisibility ? !c.checkVisibility() : c.getBoundingClientRect().height === 0)),
+  // finished progress bars hidden with visibility: hidden still take their height
+  hiddenBands: Array.from(document.querySelectorAll('.cell_output .jupyter-widgets'))
+      .filter(e => getComputedStyle(e).visibility === 'hidden' && e.getBoundingClientRect().height > 0
+                   && !(e.parentElement && getComputedStyle(e.parentElement).visibility === 'hidden'))
+      .length,
   // display equations wider than the column (they scroll, with a shadow as the cue)
   wideEquations: Array.from(document.querySelectorAll('mjx-container[display="true"]'))
       .filter(e => e.scrollWidth > e.clientWidth + 2).map(e => e.textContent.slice(0, 50)),
@@ -266,6 +271,8 @@ def test_every_page_loads_cleanly_at_desktop_and_phone_width(site, rendered, pag
     desktop, phone = page["desktop"], page["phone"]
     assert desktop["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {desktop['overflow']} px at 1400 px"
     assert phone["overflow"] <= 1, f"{page_name}: the page scrolls sideways by {phone['overflow']} px on a phone"
+    assert desktop["hiddenBands"] == 0, \
+        f"{page_name}: {desktop['hiddenBands']} hidden progress bars leave blank bands in the outputs"
     assert not desktop["wideEquations"], \
         f"{page_name}: display equations wider than the column at 1400 px: {desktop['wideEquations'][:3]}"
     outputs = desktop["outputs"]

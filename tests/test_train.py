@@ -305,3 +305,17 @@ def test_fit_bar_shows_few_short_numbers():
            "val_accuracy": 0.51562, "time_s": 1.0}
     assert _bar_metrics(row) == {"loss": "0.706", "val_loss": "0.694", "val_acc": "0.516"}
     assert _bar_metrics({"train_loss": 1.0, "train_accuracy": 0.5}) == {"loss": "1.000", "acc": "0.500"}
+
+
+def test_a_finished_leave_false_bar_takes_no_space(monkeypatch):
+    """tqdm hides it with visibility: hidden, which keeps a blank band; the book's bar collapses."""
+    import tqdm.notebook
+    from handson import train as train_module
+    monkeypatch.setattr(train_module, "tqdm", tqdm.notebook.tqdm)
+    bar = train_module.progress_bar(range(3), desc="eval", leave=False)
+    assert list(bar) == [0, 1, 2]                    # iterating to the end closes it
+    assert bar.container.layout.display == "none"
+    kept = train_module.progress_bar(total=2, desc="train")   # leave=True: stays shown
+    kept.update(2)
+    kept.close()
+    assert kept.container.layout.display != "none"

@@ -260,9 +260,8 @@ def encode_features(model, loader: Iterable, pooling: str = "mean", *, device=No
     hidden state of ``[CLS]``, position 0) or ``"both"`` (returns a dict of both).
     Returns ``(features (n, H) float32, labels (n,) or None)`` as NumPy arrays.
     """
-    from tqdm.auto import tqdm
-
     from . import device as _device
+    from .train import progress_bar
     if pooling not in ("mean", "cls", "both"):
         raise ValueError(f"pooling must be 'mean', 'cls' or 'both', got {pooling!r}")
     device = torch.device(device) if device is not None else _device.pick()
@@ -271,7 +270,8 @@ def encode_features(model, loader: Iterable, pooling: str = "mean", *, device=No
     encoder.to(device).eval()
     feats: dict[str, list] = {"mean": [], "cls": []}
     labels = []
-    for batch in tqdm(loader, desc=f"features ({pooling})", leave=False, disable=not progress):
+    for batch in progress_bar(loader, desc=f"features ({pooling})", leave=False,
+                              disable=not progress):
         if not isinstance(batch, Mapping) or "input_ids" not in batch:
             raise ValueError("each batch must be a dict with input_ids and attention_mask "
                              "(use make_loader / text_loaders)")

@@ -48,6 +48,17 @@ def progress_bar(iterable=None, **kwargs):
         progress.layout.flex = "1 1 12em"
         progress.layout.min_width = "12em"
         counts.layout.flex = "0 1 auto"
+        if kwargs.get("leave") is False:
+            # tqdm hides a finished leave=False bar with visibility: hidden, which keeps
+            # its height: a blank band in the notebook and on the website. Remove it.
+            close = bar.close
+
+            def close_and_collapse():
+                close()
+                if progress.bar_style != "danger":     # a failed bar stays visible
+                    container.layout.display = "none"
+
+            bar.close = close_and_collapse
     return bar
 
 
