@@ -37,7 +37,9 @@ def progress_bar(iterable=None, **kwargs):
 
     A notebook bar is three widgets in a row: the label, the bar and the counts with the
     metrics. Left alone, long metrics squeeze the bar to 0 px and are clipped at the
-    right; here the bar keeps a minimum width and the metrics wrap onto a second line.
+    right; here the bar keeps a minimum width and the counts and metrics move to a second
+    line when they do not fit. A finished ``leave=False`` bar collapses instead of leaving
+    a blank band.
     """
     bar = tqdm(iterable, **kwargs)
     container = getattr(bar, "container", None)    # only notebook bars are widgets
